@@ -1,0 +1,1 @@
+//! The Switchboard browser client (the page contract lands here).

@@ -1,0 +1,2 @@
+//! The Switchboard server: presence and call signalling over WebSockets.
+pub mod rooms;

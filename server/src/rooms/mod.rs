@@ -1,0 +1,75 @@
+//! Where a participant who follows their personal `/join` link ends up: the [`RoomProvider`]
+//! trait and the providers behind it.
+
+mod template;
+
+use async_trait::async_trait;
+use switchboard_proto::{CallId, Role, UserRef};
+
+pub use template::UrlTemplate;
+
+/// The call a room is for, as a provider sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRoom {
+    pub id: CallId,
+    pub caller: UserRef,
+    pub callee: UserRef,
+}
+
+impl CallRoom {
+    pub fn participant(&self, role: Role) -> &UserRef {
+        match role {
+            Role::Caller => &self.caller,
+            Role::Callee => &self.callee,
+        }
+    }
+}
+
+/// Who followed a link: the call, and which of its two participants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joiner {
+    pub room: CallRoom,
+    pub role: Role,
+    /// The secret link token that was followed, for providers that serve their own page.
+    pub token: String,
+}
+
+impl Joiner {
+    pub fn user(&self) -> &UserRef {
+        self.room.participant(self.role)
+    }
+}
+
+/// What `/join` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JoinTarget {
+    /// Send the browser elsewhere (303 See Other).
+    Redirect(String),
+    /// Serve this HTML page.
+    Page(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    #[error("the conferencing server could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the conferencing server refused: {0}")]
+    Refused(String),
+    #[error("the conferencing server answered something unexpected: {0}")]
+    Protocol(String),
+}
+
+/// Makes rooms for calls. Called when a participant follows their link (so ringing never waits
+/// on a conferencing server) and when a call is over.
+#[async_trait]
+pub trait RoomProvider: Send + Sync + 'static {
+    /// A short name for logs and metrics.
+    fn name(&self) -> &'static str;
+
+    /// Where `joiner` should go now. Called on every click: a provider whose entry tickets are
+    /// single-use makes a fresh one each time.
+    async fn join(&self, joiner: &Joiner) -> Result<JoinTarget, RoomError>;
+
+    /// The call is over; release what was made for it.
+    async fn call_over(&self, _room: &CallRoom) {}
+}
