@@ -1,11 +1,16 @@
 //! Where a participant who follows their personal `/join` link ends up: the [`RoomProvider`]
 //! trait and the providers behind it.
 
+mod openmeetings;
 mod template;
 
 use async_trait::async_trait;
 use switchboard_proto::{CallId, Role, UserRef};
 
+pub use openmeetings::{
+    AfterCall, OpenMeetings, OpenMeetingsConfig, RoomType, SetupError as OpenMeetingsSetupError,
+    UnknownValue,
+};
 pub use template::UrlTemplate;
 
 /// The call a room is for, as a provider sees it.

@@ -1,0 +1,105 @@
+//! What can go wrong talking to OpenMeetings, and how each failure reaches `/join` as a
+//! [`RoomError`].
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::rooms::RoomError;
+
+/// The API call that failed, so a log line says where it stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Login,
+    FindRoom,
+    Hash,
+    CloseRoom,
+    DeleteRoom,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Login => "logging in",
+            Op::FindRoom => "finding the call's room",
+            Op::Hash => "making a participant's link",
+            Op::CloseRoom => "closing the call's room",
+            Op::DeleteRoom => "deleting the call's room",
+        })
+    }
+}
+
+/// A failed OpenMeetings call. Messages never carry a URL: login URLs hold the password on
+/// OpenMeetings before 9.0, and every other URL holds a session id.
+#[derive(Debug, thiserror::Error)]
+pub enum OmError {
+    #[error("{op}: {source}")]
+    Transport {
+        op: Op,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{op}: no answer within {limit:?}{hint}")]
+    Timeout {
+        op: Op,
+        limit: Duration,
+        hint: &'static str,
+    },
+    /// OpenMeetings answered `"type":"ERROR"`, e.g. `error.bad.credentials`.
+    #[error("{op}: OpenMeetings said {message:?}")]
+    Refused { op: Op, message: String },
+    /// HTTP 500 `error.notallowed`: the session id died (idle, server restart, or taken over by
+    /// a used hash) or the API account lacks the SOAP right.
+    #[error("{op}: not allowed (session expired, or the API account lacks the SOAP right)")]
+    NotAllowed { op: Op },
+    #[error("{op}: HTTP {status}")]
+    Http { op: Op, status: StatusCode },
+    #[error("{op}: redirected (check that the OpenMeetings URL is the final https address)")]
+    Redirected { op: Op },
+    #[error("{op}: unexpected answer: {reason}")]
+    Malformed { op: Op, reason: String },
+}
+
+impl OmError {
+    pub fn transport(op: Op, source: reqwest::Error) -> Self {
+        OmError::Transport {
+            op,
+            source: source.without_url(),
+        }
+    }
+
+    /// Whether logging in again and repeating the call may help.
+    pub fn is_not_allowed(&self) -> bool {
+        matches!(self, OmError::NotAllowed { .. })
+    }
+}
+
+impl From<OmError> for RoomError {
+    fn from(err: OmError) -> Self {
+        let text = err.to_string();
+        match err {
+            OmError::Transport { .. } | OmError::Timeout { .. } => RoomError::Unreachable(text),
+            OmError::Http { status, .. }
+                if matches!(
+                    status,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                ) =>
+            {
+                // A reverse proxy in front of a stopped OpenMeetings.
+                RoomError::Unreachable(text)
+            }
+            OmError::Refused { .. }
+            | OmError::NotAllowed { .. }
+            | OmError::Http {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                ..
+            } => RoomError::Refused(text),
+            OmError::Http { .. } | OmError::Redirected { .. } | OmError::Malformed { .. } => {
+                RoomError::Protocol(text)
+            }
+        }
+    }
+}
