@@ -4,8 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{CallId, ErrorCode};
 
-/// One message from the server. `seq` grows by one per event of the session (the `welcome`
-/// repeats the last number sent); `re` names the command this event answers, if any.
+/// One message from the server. `seq` grows by one per event of the session, starting at 1;
+/// frames about the connection rather than the session (the `welcome`, and an error that closes
+/// the connection) carry `seq` 0 and are never replayed. `re` names the command this event
+/// answers, if any.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerFrame {
     pub seq: u64,

@@ -1,1 +1,58 @@
-fn main(){}
+//! The `switchboard` binary: reads the configuration, starts the server, stops it on a signal.
+
+use anyhow::Context;
+use clap::Parser;
+use switchboard::{Config, config::Cli};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(&cli).context("while reading the configuration")?;
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("while binding {}", config.listen))?;
+    let running = switchboard::start(config, listener, shutdown_signal())
+        .await
+        .context("while starting")?;
+    // Scripts and tests wait for this line.
+    println!("switchboard listening on http://{}", running.addr);
+    running.finished().await;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,477 @@
+//! Configuration: defaults, then an optional TOML file, then `SWITCHBOARD_*` environment
+//! variables, then command-line flags; validated once into a typed [`Config`].
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+use crate::rooms::OpenMeetingsConfig;
+
+/// Command-line flags. Each also has a config-file key and a `SWITCHBOARD_*` variable of the
+/// same name (`--ring-timeout` ↔ `ring_timeout` ↔ `SWITCHBOARD_RING_TIMEOUT`).
+#[derive(Debug, Default, Parser, Serialize)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Presence and calls for web sites"
+)]
+pub struct Cli {
+    /// A TOML file with settings (keys as the flags, with `_` for `-`).
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// SQLite database file [default: data/switchboard.db].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<PathBuf>,
+    /// Directory served at `/` (the demo and the client bundle) [default: www].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub www: Option<PathBuf>,
+    /// Base URL browsers reach this server at, for join links [default: http://LISTEN].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Comma-separated site origins allowed to open WebSockets, e.g. https://forum.example.org.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<String>,
+    /// HS256 secret the site signs identity tokens with; unset means demo mode.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
+    /// A new login logs the user's other sessions out, as in 2010.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_session: Option<bool>,
+    /// How long a call rings before it is missed, e.g. 45s.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ring_timeout: Option<String>,
+    /// How long a user with no connection stays online (covers page reloads), e.g. 5s.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_grace: Option<String>,
+    /// How long an answered call may last before it is ended, e.g. 4h.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_call_duration: Option<String>,
+    /// Room URL template (`{room}`, `{name}`), e.g. https://meet.example.org/{room}.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_url_template: Option<String>,
+    /// Comma-separated STUN/TURN URLs for the built-in room.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ice_servers: Option<String>,
+    /// OpenMeetings base URL, e.g. https://om.example.org/openmeetings.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openmeetings_url: Option<String>,
+    /// OpenMeetings API user (needs the SOAP right).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openmeetings_user: Option<String>,
+    /// OpenMeetings API password.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openmeetings_password: Option<String>,
+}
+
+/// Every setting, as layered from the sources; see [`Config`] for the validated form.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub listen: String,
+    pub db: PathBuf,
+    pub www: PathBuf,
+    pub public_url: Option<String>,
+    #[serde(deserialize_with = "comma_list")]
+    pub allowed_origins: Vec<String>,
+    pub jwt_secret: Option<String>,
+    pub single_session: bool,
+    #[serde(with = "humantime_serde")]
+    pub ring_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub presence_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_call_duration: Duration,
+    pub room_url_template: Option<String>,
+    #[serde(deserialize_with = "comma_list")]
+    pub ice_servers: Vec<String>,
+    pub openmeetings_url: Option<String>,
+    pub openmeetings_user: Option<String>,
+    pub openmeetings_password: Option<String>,
+    /// CONFERENCE, PRESENTATION or INTERVIEW.
+    pub openmeetings_room_type: Option<String>,
+    pub openmeetings_capacity: Option<u32>,
+    /// OpenMeetings' UI language id (1 en, 2 de, 4 fr, 5 it, 8 es, 9 ru).
+    pub openmeetings_language: Option<u32>,
+    /// Whether both participants enter as moderators.
+    pub openmeetings_moderators: Option<bool>,
+    /// close, delete or keep the room when the call is over.
+    pub openmeetings_after_call: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub openmeetings_timeout: Option<Duration>,
+    /// Largest WebSocket message a client may send, in bytes.
+    pub max_message_bytes: usize,
+    /// Size of each connection's read buffer, in bytes (tungstenite's default is 128 KiB).
+    pub socket_buffer_bytes: usize,
+    /// Events queued for one connection before it is cut off as too slow.
+    pub send_queue: usize,
+    /// Events kept per session for a reconnecting client to catch up on.
+    pub replay_events: usize,
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A connection that sends nothing (not even a pong) for this long is dead.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    pub calls_per_minute: u32,
+    pub sessions_per_user: usize,
+    pub max_watched: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            db: PathBuf::from("data/switchboard.db"),
+            www: PathBuf::from("www"),
+            public_url: None,
+            allowed_origins: Vec::new(),
+            jwt_secret: None,
+            single_session: false,
+            ring_timeout: Duration::from_secs(45),
+            presence_grace: Duration::from_secs(5),
+            max_call_duration: Duration::from_secs(4 * 3600),
+            room_url_template: None,
+            ice_servers: Vec::new(),
+            openmeetings_url: None,
+            openmeetings_user: None,
+            openmeetings_password: None,
+            openmeetings_room_type: None,
+            openmeetings_capacity: None,
+            openmeetings_language: None,
+            openmeetings_moderators: None,
+            openmeetings_after_call: None,
+            openmeetings_timeout: None,
+            max_message_bytes: 4096,
+            socket_buffer_bytes: 4096,
+            send_queue: 64,
+            replay_events: 64,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(50),
+            calls_per_minute: 30,
+            sessions_per_user: 16,
+            max_watched: 256,
+        }
+    }
+}
+
+/// Accepts either a list or one comma-separated string (the form environment variables take).
+fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(list) => list,
+        Either::One(one) => one
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading settings: {0}")]
+    Source(#[from] Box<figment::Error>),
+    #[error("{key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+fn invalid(key: &'static str, problem: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.to_string(),
+    }
+}
+
+/// Who may claim to be whom.
+#[derive(Clone)]
+pub enum IdentityMode {
+    /// Anyone can be anyone: the 2010 trust model.
+    Demo,
+    /// Identities must come inside a token signed with this secret.
+    Signed { secret: Vec<u8> },
+}
+
+impl std::fmt::Debug for IdentityMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Demo => f.write_str("Demo"),
+            Self::Signed { .. } => f.write_str("Signed { secret: <redacted> }"),
+        }
+    }
+}
+
+/// Where `/join` links lead.
+#[derive(Clone, Debug)]
+pub enum RoomsConfig {
+    /// Switchboard's own WebRTC room.
+    Builtin { ice_servers: Vec<String> },
+    /// A URL made from a template.
+    Template(String),
+    /// An OpenMeetings server.
+    OpenMeetings(OpenMeetingsConfig),
+}
+
+/// Bounds on what one client can make the server do.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub socket_buffer_bytes: usize,
+    pub send_queue: usize,
+    pub replay_events: usize,
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    pub calls_per_minute: u32,
+    pub sessions_per_user: usize,
+    pub max_watched: usize,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: String,
+    pub db: PathBuf,
+    pub www: PathBuf,
+    pub public_url: Option<Url>,
+    /// Origins (`scheme://host[:port]`) allowed to open WebSockets besides the server's own.
+    pub allowed_origins: Vec<String>,
+    pub identity: IdentityMode,
+    pub single_session: bool,
+    pub ring_timeout: Duration,
+    pub presence_grace: Duration,
+    pub max_call_duration: Duration,
+    pub rooms: RoomsConfig,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Layers the sources in order of precedence and validates the result.
+    pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = &cli.config {
+            if !path.exists() {
+                return Err(invalid(
+                    "config",
+                    format!("{} does not exist", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed("SWITCHBOARD_").ignore(&["config"]))
+            .merge(Serialized::defaults(cli))
+            .extract()
+            .map_err(Box::new)?;
+        Self::from_settings(settings)
+    }
+
+    pub fn from_settings(s: Settings) -> Result<Self, ConfigError> {
+        s.listen
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("listen", e))?;
+        let public_url = s
+            .public_url
+            .as_deref()
+            .map(Url::parse)
+            .transpose()
+            .map_err(|e| invalid("public_url", e))?;
+        let allowed_origins = s
+            .allowed_origins
+            .iter()
+            .map(|o| normalize_origin(o).ok_or_else(|| invalid("allowed_origins", o)))
+            .collect::<Result<_, _>>()?;
+        let identity = match s.jwt_secret.clone() {
+            Some(secret) if secret.len() < 16 => {
+                return Err(invalid("jwt_secret", "must be at least 16 bytes"));
+            }
+            Some(secret) => IdentityMode::Signed {
+                secret: secret.into_bytes(),
+            },
+            None => IdentityMode::Demo,
+        };
+        let rooms = match (s.openmeetings_url.clone(), s.room_url_template.clone()) {
+            (Some(url), _) => RoomsConfig::OpenMeetings(openmeetings(url, &s)?),
+            (None, Some(template)) => {
+                if !template.contains("{room}") {
+                    return Err(invalid("room_url_template", "must contain {room}"));
+                }
+                RoomsConfig::Template(template)
+            }
+            (None, None) => RoomsConfig::Builtin {
+                ice_servers: s.ice_servers.clone(),
+            },
+        };
+        for (key, value) in [
+            ("ring_timeout", s.ring_timeout),
+            ("ping_interval", s.ping_interval),
+            ("max_call_duration", s.max_call_duration),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be more than zero"));
+            }
+        }
+        if s.idle_timeout <= s.ping_interval {
+            return Err(invalid("idle_timeout", "must be longer than ping_interval"));
+        }
+        if !(256..=65536).contains(&s.max_message_bytes) {
+            return Err(invalid("max_message_bytes", "must be 256 to 65536"));
+        }
+        if s.send_queue == 0 || s.sessions_per_user == 0 {
+            return Err(invalid(
+                "send_queue/sessions_per_user",
+                "must be at least 1",
+            ));
+        }
+        Ok(Self {
+            listen: s.listen,
+            db: s.db,
+            www: s.www,
+            public_url,
+            allowed_origins,
+            identity,
+            single_session: s.single_session,
+            ring_timeout: s.ring_timeout,
+            presence_grace: s.presence_grace,
+            max_call_duration: s.max_call_duration,
+            rooms,
+            limits: Limits {
+                max_message_bytes: s.max_message_bytes,
+                socket_buffer_bytes: s.socket_buffer_bytes.max(1024),
+                send_queue: s.send_queue,
+                replay_events: s.replay_events,
+                ping_interval: s.ping_interval,
+                idle_timeout: s.idle_timeout,
+                calls_per_minute: s.calls_per_minute,
+                sessions_per_user: s.sessions_per_user,
+                max_watched: s.max_watched,
+            },
+        })
+    }
+}
+
+fn openmeetings(url: String, s: &Settings) -> Result<OpenMeetingsConfig, ConfigError> {
+    Url::parse(&url).map_err(|e| invalid("openmeetings_url", e))?;
+    let user = s
+        .openmeetings_user
+        .clone()
+        .ok_or_else(|| invalid("openmeetings_user", "required with openmeetings_url"))?;
+    let password = s
+        .openmeetings_password
+        .clone()
+        .ok_or_else(|| invalid("openmeetings_password", "required with openmeetings_url"))?;
+    let mut om = OpenMeetingsConfig::new(url.trim_end_matches('/'), user, password);
+    if let Some(kind) = &s.openmeetings_room_type {
+        om.room_type = kind
+            .parse()
+            .map_err(|e| invalid("openmeetings_room_type", e))?;
+    }
+    if let Some(after) = &s.openmeetings_after_call {
+        om.after_call = after
+            .parse()
+            .map_err(|e| invalid("openmeetings_after_call", e))?;
+    }
+    om.capacity = s.openmeetings_capacity.unwrap_or(om.capacity);
+    om.language = s.openmeetings_language.or(om.language);
+    om.moderators = s.openmeetings_moderators.unwrap_or(om.moderators);
+    om.timeout = s.openmeetings_timeout.unwrap_or(om.timeout);
+    Ok(om)
+}
+
+/// `https://Example.org:443/` → `https://example.org`; anything that is not an origin → None.
+pub fn normalize_origin(text: &str) -> Option<String> {
+    let url = Url::parse(text.trim()).ok()?;
+    matches!(url.scheme(), "http" | "https")
+        .then(|| url.origin().ascii_serialization())
+        .filter(|o| o != "null")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_run_the_demo() {
+        let config = Config::from_settings(Settings::default()).unwrap();
+        assert!(matches!(config.identity, IdentityMode::Demo));
+        assert!(matches!(config.rooms, RoomsConfig::Builtin { .. }));
+        assert_eq!(config.listen, "127.0.0.1:8080");
+        assert_eq!(config.ring_timeout, Duration::from_secs(45));
+    }
+
+    #[test]
+    fn layers_file_env_and_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "sb.toml",
+                "ring_timeout = \"30s\"\nlisten = \"127.0.0.1:9000\"\nallowed_origins = [\"https://a.example\"]",
+            )?;
+            jail.set_env("SWITCHBOARD_RING_TIMEOUT", "20s");
+            jail.set_env(
+                "SWITCHBOARD_ALLOWED_ORIGINS",
+                "https://b.example, http://c.example:8080/",
+            );
+            let cli = Cli {
+                config: Some("sb.toml".into()),
+                listen: Some("127.0.0.1:9100".into()),
+                ..Cli::default()
+            };
+            let config = Config::load(&cli).map_err(|e| e.to_string())?;
+            assert_eq!(config.ring_timeout, Duration::from_secs(20));
+            assert_eq!(config.listen, "127.0.0.1:9100");
+            assert_eq!(
+                config.allowed_origins,
+                ["https://b.example", "http://c.example:8080"]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        let short_secret = Settings {
+            jwt_secret: Some("short".into()),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(short_secret).is_err());
+        let no_password = Settings {
+            openmeetings_url: Some("https://om.example.org/openmeetings".into()),
+            openmeetings_user: Some("api".into()),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(no_password).is_err());
+        let bad_origin = Settings {
+            allowed_origins: vec!["not an origin".into()],
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(bad_origin).is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! Sessions: attaching connections (new or resumed), detaching them, the grace period, and
+//! routing each session's requests.
+
+use std::collections::VecDeque;
+
+use switchboard_proto::{ErrorCode, Event, PROTOCOL_VERSION, Resume, close};
+use tokio::sync::mpsc;
+
+use super::{
+    Attached, Outgoing, Request,
+    state::{Conn, Session, State, Timer},
+};
+
+/// Bytes of randomness in a resume key.
+const KEY_BYTES: usize = 16;
+
+impl State {
+    pub(super) fn attach(
+        &mut self,
+        resume: Option<Resume>,
+        outbox: mpsc::Sender<Outgoing>,
+    ) -> Attached {
+        let conn = self.next_session_id();
+        let resumed = resume.and_then(|r| self.keys.get(&r.session).map(|&id| (id, r.last_seq)));
+        let (session, last_seq) = match resumed {
+            Some((id, last_seq)) => (id, Some(last_seq)),
+            None => {
+                let id = self.next_session_id();
+                let key = Self::token(KEY_BYTES);
+                self.keys.insert(key.clone(), id);
+                self.sessions.insert(
+                    id,
+                    Session {
+                        key,
+                        conn: None,
+                        user: None,
+                        seq: 0,
+                        replay: VecDeque::new(),
+                        watching: Vec::new(),
+                        grace: None,
+                    },
+                );
+                self.metrics.sessions.inc();
+                (id, None)
+            }
+        };
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return Attached { session, conn };
+        };
+        if let Some(key) = s.grace.take() {
+            self.timers.try_remove(&key);
+        }
+        if let Some(old) = s.conn.take() {
+            let _ = old.outbox.try_send(Outgoing::Close(
+                close::REPLACED,
+                "resumed by another connection",
+            ));
+        }
+        let welcome = Event::Welcome {
+            v: PROTOCOL_VERSION,
+            session: s.key.clone(),
+            resumed: last_seq.is_some(),
+            ring_timeout_ms: self.config.ring_timeout.as_millis() as u64,
+        };
+        let frame = Self::encode(0, None, &Self::body(&welcome));
+        // A fresh queue always has room for the welcome.
+        let _ = outbox.try_send(Outgoing::Frame(frame.into()));
+        s.conn = Some(Conn { id: conn, outbox });
+        if let Some(last_seq) = last_seq {
+            self.catch_up(session, last_seq);
+        }
+        Attached { session, conn }
+    }
+
+    /// Sends a resumed session what it missed: the kept events after `last_seq` if they reach
+    /// back that far, else the current state afresh.
+    fn catch_up(&mut self, session: u64, last_seq: u64) {
+        let Some(s) = self.sessions.get(&session) else {
+            return;
+        };
+        let covered = s.seq <= last_seq
+            || s.replay
+                .front()
+                .is_some_and(|(seq, _)| *seq <= last_seq + 1);
+        if covered {
+            let missed: Vec<_> = s
+                .replay
+                .iter()
+                .filter(|(seq, _)| *seq > last_seq)
+                .map(|(_, frame)| frame.clone())
+                .collect();
+            for frame in missed {
+                self.send_frame(session, frame);
+            }
+        } else {
+            self.snapshot(session, None);
+        }
+    }
+
+    pub(super) fn detach(&mut self, at: Attached) {
+        let Some(s) = self.sessions.get_mut(&at.session) else {
+            return;
+        };
+        if s.conn.as_ref().is_some_and(|c| c.id == at.conn) {
+            s.conn = None;
+            self.start_grace(at.session);
+        }
+    }
+
+    /// Keeps a session without a connection for the grace period, then ends it.
+    pub(super) fn start_grace(&mut self, session: u64) {
+        let grace = self.config.presence_grace;
+        if let Some(s) = self.sessions.get_mut(&session)
+            && s.grace.is_none()
+        {
+            s.grace = Some(self.timers.insert(Timer::Grace(session), grace));
+        }
+    }
+
+    pub(super) fn expire_session(&mut self, session: u64) {
+        if self.sessions.get(&session).is_none_or(|s| s.conn.is_some()) {
+            return;
+        }
+        self.leave_user(session);
+        self.set_watching(session, Vec::new());
+        if let Some(s) = self.sessions.remove(&session) {
+            self.keys.remove(&s.key);
+            self.metrics.sessions.dec();
+        }
+    }
+
+    pub(super) fn close_all(&mut self) {
+        for s in self.sessions.values_mut() {
+            if let Some(conn) = s.conn.take() {
+                let _ = conn
+                    .outbox
+                    .try_send(Outgoing::Close(1001, "the server is shutting down"));
+            }
+        }
+    }
+
+    pub(super) fn request(&mut self, at: Attached, re: Option<u32>, request: Request) {
+        // A connection replaced by a resume may still be sending: ignore it.
+        let current = self
+            .sessions
+            .get(&at.session)
+            .and_then(|s| s.conn.as_ref())
+            .is_some_and(|c| c.id == at.conn);
+        if !current {
+            return;
+        }
+        let session = at.session;
+        let result = match request {
+            Request::Login(user) => self.login(session, re, user),
+            Request::Logout => self.logout(session, re),
+            Request::Call { to } => self.place_call(session, re, to),
+            Request::Answer(call) => {
+                self.act_on_call(session, re, call, |by| crate::calls::Input::Answer { by })
+            }
+            Request::Reject(call) => {
+                self.act_on_call(session, re, call, |by| crate::calls::Input::Reject { by })
+            }
+            Request::Cancel(call) => {
+                self.act_on_call(session, re, call, |by| crate::calls::Input::Cancel { by })
+            }
+            Request::Hangup(call) => {
+                self.act_on_call(session, re, call, |by| crate::calls::Input::Hangup { by })
+            }
+            Request::Watch(users) => self.watch(session, re, users),
+            Request::Refused(code) => Err(code),
+        };
+        if let Err(code) = result {
+            self.refuse(session, re, code);
+        }
+    }
+
+    pub(super) fn refuse(&mut self, session: u64, re: Option<u32>, code: ErrorCode) {
+        self.metrics.refused(code);
+        self.deliver(
+            session,
+            re,
+            &Event::Error {
+                code,
+                message: code.describe().to_string(),
+            },
+        );
+    }
+}

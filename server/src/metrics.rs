@@ -1,0 +1,148 @@
+//! Prometheus metrics: one registry per server instance (no globals, so tests can run several).
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use switchboard_proto::{CallState, ErrorCode};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+/// Every metric the server exports. Counters are atomics: update them from any task.
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: Gauge,
+    /// Sessions, including those waiting out their grace period without a connection.
+    pub sessions: Gauge,
+    pub users_online: Gauge,
+    /// Calls by the state they reached: placed (ringing), answered, and each final state.
+    pub calls: Family<OutcomeLabel, Counter>,
+    pub messages_in: Counter,
+    pub messages_out: Counter,
+    /// Commands refused, by error code.
+    pub refusals: Family<CodeLabel, Counter>,
+    /// Connections cut off because they did not read their events.
+    pub slow_clients: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("switchboard");
+        let metrics = Self {
+            connections: Gauge::default(),
+            sessions: Gauge::default(),
+            users_online: Gauge::default(),
+            calls: Family::default(),
+            messages_in: Counter::default(),
+            messages_out: Counter::default(),
+            refusals: Family::default(),
+            slow_clients: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            metrics.connections.clone(),
+        );
+        registry.register(
+            "sessions",
+            "Sessions, including those in their grace period",
+            metrics.sessions.clone(),
+        );
+        registry.register("users_online", "Users online", metrics.users_online.clone());
+        registry.register(
+            "calls",
+            "Calls by the state they reached",
+            metrics.calls.clone(),
+        );
+        registry.register(
+            "messages_in",
+            "Messages received from clients",
+            metrics.messages_in.clone(),
+        );
+        registry.register(
+            "messages_out",
+            "Messages sent to clients",
+            metrics.messages_out.clone(),
+        );
+        registry.register(
+            "refusals",
+            "Commands refused, by error code",
+            metrics.refusals.clone(),
+        );
+        registry.register(
+            "slow_clients",
+            "Connections cut off for not reading their events",
+            metrics.slow_clients.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+}
+
+impl Metrics {
+    pub fn call_reached(&self, state: CallState) {
+        let outcome = match state {
+            CallState::Ringing => "placed",
+            other => other.as_str(),
+        };
+        self.calls.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub fn refused(&self, code: ErrorCode) {
+        let code = serde_json::to_value(code)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        self.refusals.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            tracing::error!("encoding metrics failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_names() {
+        let metrics = Metrics::default();
+        metrics.connections.inc();
+        metrics.call_reached(CallState::Ringing);
+        metrics.call_reached(CallState::Missed);
+        metrics.refused(ErrorCode::Busy);
+        let text = metrics.render();
+        assert!(text.contains("switchboard_connections 1"), "{text}");
+        assert!(
+            text.contains(r#"switchboard_calls_total{outcome="placed"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"switchboard_calls_total{outcome="missed"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"switchboard_refusals_total{code="busy"} 1"#),
+            "{text}"
+        );
+    }
+}
