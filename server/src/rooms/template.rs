@@ -28,7 +28,8 @@ impl RoomProvider for UrlTemplate {
 
     async fn join(&self, joiner: &Joiner) -> Result<JoinTarget, RoomError> {
         let room = format!("switchboard-{}", joiner.room.id);
-        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let encode =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         Ok(JoinTarget::Redirect(
             self.template
                 .replace("{room}", &encode(&room))
@@ -49,8 +50,14 @@ mod tests {
         let joiner = Joiner {
             room: CallRoom {
                 id: CallId("abc".into()),
-                caller: UserRef { id: "a".into(), name: "Ann Lee".into() },
-                callee: UserRef { id: "b".into(), name: "Bob".into() },
+                caller: UserRef {
+                    id: "a".into(),
+                    name: "Ann Lee".into(),
+                },
+                callee: UserRef {
+                    id: "b".into(),
+                    name: "Bob".into(),
+                },
             },
             role: Role::Caller,
             token: "t".into(),
