@@ -1,12 +1,14 @@
 //! Where a participant who follows their personal `/join` link ends up: the [`RoomProvider`]
 //! trait and the providers behind it.
 
+mod builtin;
 mod openmeetings;
 mod template;
 
 use async_trait::async_trait;
 use switchboard_proto::{CallId, Role, UserRef};
 
+pub use builtin::{BuiltinRoom, SignalOutcome};
 pub use openmeetings::{
     AfterCall, OpenMeetings, OpenMeetingsConfig, RoomType, SetupError as OpenMeetingsSetupError,
     UnknownValue,

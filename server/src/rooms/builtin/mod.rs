@@ -1,0 +1,80 @@
+//! The built-in 1:1 video room, used when no conferencing server is configured: Switchboard
+//! serves the room page itself and relays the WebRTC signalling between the call's two pages;
+//! the media flows directly between the browsers.
+
+mod message;
+mod page;
+mod relay;
+mod session;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use futures_util::StreamExt;
+
+use super::{CallRoom, JoinTarget, Joiner, RoomError, RoomProvider};
+use message::MAX_MESSAGE_BYTES;
+use relay::Relay;
+
+/// The built-in room provider. Cheap to clone: clones share one relay.
+#[derive(Clone)]
+pub struct BuiltinRoom {
+    relay: Relay,
+    /// STUN/TURN server URLs handed to the pages; none means host candidates only, which
+    /// connects browsers on one network (or one machine) but not across most NATs.
+    ice_servers: Arc<[String]>,
+}
+
+/// How one page's signalling ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalOutcome {
+    /// The page went away (closed, reloaded, lost its connection, or the call ended).
+    Left,
+    /// The participant pressed hang-up: the server should end the call.
+    HungUp,
+}
+
+impl BuiltinRoom {
+    pub fn new(ice_servers: Vec<String>) -> Self {
+        Self {
+            relay: Relay::default(),
+            ice_servers: ice_servers.into(),
+        }
+    }
+
+    /// Runs the signalling of one participant's room page until it leaves.
+    ///
+    /// A participant has one live page: a newer page of the same participant (a reload, or the
+    /// link opened in another window) replaces the older one, which is told so and closed.
+    pub async fn signal(&self, joiner: Joiner, socket: WebSocket) -> SignalOutcome {
+        let (sink, stream) = socket.split();
+        session::run(&self.relay, &joiner.room.id, joiner.role, sink, stream).await
+    }
+
+    /// Socket limits for the signalling route: messages of at most [`MAX_MESSAGE_BYTES`] and
+    /// small buffers, since a room page sends a few KiB per negotiation and little else.
+    pub fn limit_upgrade<F>(upgrade: WebSocketUpgrade<F>) -> WebSocketUpgrade<F> {
+        upgrade
+            .max_message_size(MAX_MESSAGE_BYTES)
+            .max_frame_size(MAX_MESSAGE_BYTES)
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(4 * 1024)
+            .max_write_buffer_size(4 * MAX_MESSAGE_BYTES)
+    }
+}
+
+#[async_trait]
+impl RoomProvider for BuiltinRoom {
+    fn name(&self) -> &'static str {
+        "builtin"
+    }
+
+    async fn join(&self, joiner: &Joiner) -> Result<JoinTarget, RoomError> {
+        Ok(JoinTarget::Page(page::render(joiner, &self.ice_servers)))
+    }
+
+    async fn call_over(&self, room: &CallRoom) {
+        self.relay.end(&room.id, tokio::time::Instant::now());
+    }
+}

@@ -1,0 +1,457 @@
+//! Who is connected to which call's room, and the bounded queues that carry messages to them.
+//!
+//! Each call has two seats, one per role. A page that connects takes its role's seat; a second
+//! page of the same participant (a reload whose old socket has not closed yet, or another
+//! window) replaces the first, which is told so and closed. Everything here is synchronous and
+//! never waits: a queue that is full means a page that stopped reading, and that page is
+//! dropped rather than allowed to grow the server's memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use switchboard_proto::{CallId, Role, close};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::message::{EndReason, RelayMessage};
+
+/// Messages waiting for one page. A negotiation is an offer or answer plus a few dozen
+/// candidates at most, so 64 only fills up when a page stopped reading.
+pub const QUEUE_LEN: usize = 64;
+
+/// How long an ended call's id is remembered, so a page whose link was checked just before the
+/// call ended is told it is over instead of waiting forever for a peer.
+const ENDED_KEPT_FOR: Duration = Duration::from_secs(300);
+
+/// What a session writes to its socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    Text(String),
+    /// Close the socket with this code and reason, and stop.
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
+}
+
+/// What became of a forwarded message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forwarded {
+    Sent,
+    /// The other page is not connected; it renegotiates when it comes.
+    NoPeer,
+    /// The sender is no longer the current page of its participant.
+    Stale,
+}
+
+/// The shared routing table: a cheap `Clone` handle.
+#[derive(Clone, Default)]
+pub struct Relay {
+    state: Arc<Mutex<Rooms>>,
+}
+
+#[derive(Default)]
+struct Rooms {
+    rooms: HashMap<CallId, Room>,
+    /// Calls that are over, with when they ended.
+    ended: HashMap<CallId, Instant>,
+    /// Tells a page's seat from the seat of the page that replaced it.
+    next_conn: u64,
+}
+
+#[derive(Default)]
+struct Room {
+    caller: Option<Member>,
+    callee: Option<Member>,
+}
+
+struct Member {
+    conn: u64,
+    tx: mpsc::Sender<Outgoing>,
+}
+
+/// One connected page's place in a room. Dropping it leaves the room, so a session that ends
+/// in any way (socket error, server shutdown, task cancelled) never leaves a ghost behind.
+pub struct Seat {
+    relay: Relay,
+    call: CallId,
+    role: Role,
+    conn: u64,
+    /// What the relay has for this page, in order.
+    pub rx: mpsc::Receiver<Outgoing>,
+}
+
+impl Seat {
+    pub fn role(&self) -> Role {
+        self.role
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.relay.leave(&self.call, self.role, self.conn);
+    }
+}
+
+fn peer_of(role: Role) -> Role {
+    match role {
+        Role::Caller => Role::Callee,
+        Role::Callee => Role::Caller,
+    }
+}
+
+impl Room {
+    fn seat(&mut self, role: Role) -> &mut Option<Member> {
+        match role {
+            Role::Caller => &mut self.caller,
+            Role::Callee => &mut self.callee,
+        }
+    }
+
+    fn is_current(&mut self, role: Role, conn: u64) -> bool {
+        self.seat(role).as_ref().is_some_and(|m| m.conn == conn)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.caller.is_none() && self.callee.is_none()
+    }
+
+    /// Queues `msg` for `role`'s page. A page whose queue is full (or gone) loses its seat, and
+    /// the other page is told it left; its session sees its queue close and disconnects it.
+    fn send(&mut self, role: Role, msg: Outgoing) -> bool {
+        let Some(member) = self.seat(role).as_ref() else {
+            return false;
+        };
+        if member.tx.try_send(msg).is_ok() {
+            return true;
+        }
+        tracing::debug!(?role, "room page too slow, dropping it");
+        *self.seat(role) = None;
+        let left = Outgoing::Text(RelayMessage::PeerLeft.to_json());
+        if let Some(other) = self.seat(peer_of(role)).as_ref()
+            && other.tx.try_send(left).is_err()
+        {
+            *self.seat(peer_of(role)) = None;
+        }
+        false
+    }
+
+    /// Tells both pages the call is over and drops their queues, which closes their sockets.
+    fn close_all(&mut self, reason_for: impl Fn(Role) -> EndReason) {
+        for role in [Role::Caller, Role::Callee] {
+            if let Some(member) = self.seat(role).take() {
+                let ended = RelayMessage::Ended {
+                    reason: reason_for(role),
+                };
+                // Best effort: a page too slow to take these is closed all the same.
+                let _ = member.tx.try_send(Outgoing::Text(ended.to_json()));
+                let _ = member.tx.try_send(Outgoing::Close {
+                    code: axum::extract::ws::close_code::NORMAL,
+                    reason: "the call has ended",
+                });
+            }
+        }
+    }
+}
+
+impl Relay {
+    fn lock(&self) -> MutexGuard<'_, Rooms> {
+        // Nothing here panics while holding the lock; if something did, the table is still
+        // consistent enough to keep serving other calls.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Seats a newly connected page of `role` in `call`'s room; `None` if the call is over.
+    pub fn join(&self, call: &CallId, role: Role) -> Option<Seat> {
+        let mut state = self.lock();
+        if state.ended.contains_key(call) {
+            return None;
+        }
+        state.next_conn += 1;
+        let conn = state.next_conn;
+        let (tx, rx) = mpsc::channel(QUEUE_LEN);
+        let room = state.rooms.entry(call.clone()).or_default();
+        if let Some(old) = room.seat(role).replace(Member { conn, tx }) {
+            let _ = old
+                .tx
+                .try_send(Outgoing::Text(RelayMessage::Replaced.to_json()));
+            let _ = old.tx.try_send(Outgoing::Close {
+                code: close::REPLACED,
+                reason: "opened in another window",
+            });
+        }
+        let peer_present = room.seat(peer_of(role)).is_some();
+        room.send(
+            role,
+            Outgoing::Text(RelayMessage::Welcome { role, peer_present }.to_json()),
+        );
+        if peer_present {
+            room.send(
+                peer_of(role),
+                Outgoing::Text(RelayMessage::PeerJoined.to_json()),
+            );
+        }
+        Some(Seat {
+            relay: self.clone(),
+            call: call.clone(),
+            role,
+            conn,
+            rx,
+        })
+    }
+
+    /// Passes `text` from `seat`'s page to the other page.
+    pub fn forward(&self, seat: &Seat, text: String) -> Forwarded {
+        let mut state = self.lock();
+        let Some(room) = state.rooms.get_mut(&seat.call) else {
+            return Forwarded::Stale;
+        };
+        if !room.is_current(seat.role, seat.conn) {
+            return Forwarded::Stale;
+        }
+        if room.send(peer_of(seat.role), Outgoing::Text(text)) {
+            Forwarded::Sent
+        } else {
+            Forwarded::NoPeer
+        }
+    }
+
+    /// Queues a message for `seat`'s own page (an error about what it sent).
+    pub fn reply(&self, seat: &Seat, msg: &RelayMessage) {
+        let mut state = self.lock();
+        if let Some(room) = state.rooms.get_mut(&seat.call)
+            && room.is_current(seat.role, seat.conn)
+        {
+            room.send(seat.role, Outgoing::Text(msg.to_json()));
+        }
+    }
+
+    /// `seat`'s participant pressed hang-up: the room closes, the other page learns who ended
+    /// it. Returns false if `seat` was not the participant's current page.
+    pub fn hang_up(&self, seat: &Seat, now: Instant) -> bool {
+        let mut state = self.lock();
+        let current = state
+            .rooms
+            .get_mut(&seat.call)
+            .is_some_and(|room| room.is_current(seat.role, seat.conn));
+        if current {
+            let by = seat.role;
+            state.close(&seat.call, now, |role| {
+                if role == by {
+                    EndReason::Ended
+                } else {
+                    EndReason::PeerHungUp
+                }
+            });
+        }
+        current
+    }
+
+    /// The call is over, however it ended: close its room and refuse pages that come late.
+    pub fn end(&self, call: &CallId, now: Instant) {
+        self.lock().close(call, now, |_| EndReason::Ended);
+    }
+
+    fn leave(&self, call: &CallId, role: Role, conn: u64) {
+        let mut state = self.lock();
+        let Some(room) = state.rooms.get_mut(call) else {
+            return;
+        };
+        if !room.is_current(role, conn) {
+            return;
+        }
+        *room.seat(role) = None;
+        room.send(
+            peer_of(role),
+            Outgoing::Text(RelayMessage::PeerLeft.to_json()),
+        );
+        if room.is_empty() {
+            state.rooms.remove(call);
+        }
+    }
+
+    #[cfg(test)]
+    fn room_count(&self) -> usize {
+        self.lock().rooms.len()
+    }
+}
+
+impl Rooms {
+    fn close(&mut self, call: &CallId, now: Instant, reason_for: impl Fn(Role) -> EndReason) {
+        // Forgetting old ids here keeps the memory bounded by the calls of the last minutes.
+        self.ended
+            .retain(|_, at| now.saturating_duration_since(*at) < ENDED_KEPT_FOR);
+        self.ended.insert(call.clone(), now);
+        if let Some(mut room) = self.rooms.remove(call) {
+            room.close_all(reason_for);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(id: &str) -> CallId {
+        CallId(id.into())
+    }
+
+    /// Everything queued for a seat right now.
+    fn drain(seat: &mut Seat) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        while let Ok(msg) = seat.rx.try_recv() {
+            out.push(msg);
+        }
+        out
+    }
+
+    fn text(json: &str) -> Outgoing {
+        Outgoing::Text(json.into())
+    }
+
+    #[test]
+    fn the_second_page_hears_of_the_first_and_the_first_of_the_second() {
+        let relay = Relay::default();
+        let mut ann = relay.join(&call("c"), Role::Caller).unwrap();
+        assert_eq!(
+            drain(&mut ann),
+            [text(
+                r#"{"type":"welcome","role":"caller","peer_present":false}"#
+            )]
+        );
+        let mut bob = relay.join(&call("c"), Role::Callee).unwrap();
+        assert_eq!(
+            drain(&mut bob),
+            [text(
+                r#"{"type":"welcome","role":"callee","peer_present":true}"#
+            )]
+        );
+        assert_eq!(drain(&mut ann), [text(r#"{"type":"peer_joined"}"#)]);
+
+        assert_eq!(relay.forward(&ann, "offer".into()), Forwarded::Sent);
+        assert_eq!(relay.forward(&bob, "answer".into()), Forwarded::Sent);
+        assert_eq!(drain(&mut bob), [text("offer")]);
+        assert_eq!(drain(&mut ann), [text("answer")]);
+    }
+
+    #[test]
+    fn rooms_of_different_calls_are_apart() {
+        let relay = Relay::default();
+        let ann = relay.join(&call("c1"), Role::Caller).unwrap();
+        let mut eve = relay.join(&call("c2"), Role::Callee).unwrap();
+        drain(&mut eve);
+        assert_eq!(relay.forward(&ann, "offer".into()), Forwarded::NoPeer);
+        assert!(drain(&mut eve).is_empty());
+    }
+
+    #[test]
+    fn leaving_tells_the_peer_and_an_empty_room_is_forgotten() {
+        let relay = Relay::default();
+        let mut ann = relay.join(&call("c"), Role::Caller).unwrap();
+        let bob = relay.join(&call("c"), Role::Callee).unwrap();
+        drain(&mut ann);
+        drop(bob);
+        assert_eq!(drain(&mut ann), [text(r#"{"type":"peer_left"}"#)]);
+        assert_eq!(relay.room_count(), 1);
+        drop(ann);
+        assert_eq!(relay.room_count(), 0);
+    }
+
+    #[test]
+    fn a_reload_replaces_the_old_page_and_the_peer_renegotiates() {
+        let relay = Relay::default();
+        let mut ann = relay.join(&call("c"), Role::Caller).unwrap();
+        let mut bob_old = relay.join(&call("c"), Role::Callee).unwrap();
+        drain(&mut ann);
+        drain(&mut bob_old);
+
+        let mut bob_new = relay.join(&call("c"), Role::Callee).unwrap();
+        assert_eq!(
+            drain(&mut bob_old),
+            [
+                text(r#"{"type":"replaced"}"#),
+                Outgoing::Close {
+                    code: close::REPLACED,
+                    reason: "opened in another window"
+                }
+            ]
+        );
+        assert_eq!(drain(&mut ann), [text(r#"{"type":"peer_joined"}"#)]);
+        assert_eq!(
+            drain(&mut bob_new),
+            [text(
+                r#"{"type":"welcome","role":"callee","peer_present":true}"#
+            )]
+        );
+
+        // The old page is no longer heard, and its going does not look like the peer leaving.
+        assert_eq!(relay.forward(&bob_old, "stale".into()), Forwarded::Stale);
+        drop(bob_old);
+        assert!(drain(&mut ann).is_empty());
+        assert_eq!(relay.forward(&bob_new, "answer".into()), Forwarded::Sent);
+        assert_eq!(drain(&mut ann), [text("answer")]);
+    }
+
+    #[test]
+    fn hang_up_ends_the_room_for_both_and_late_pages_are_refused() {
+        let relay = Relay::default();
+        let mut ann = relay.join(&call("c"), Role::Caller).unwrap();
+        let mut bob = relay.join(&call("c"), Role::Callee).unwrap();
+        drain(&mut ann);
+        drain(&mut bob);
+        assert!(relay.hang_up(&bob, Instant::now()));
+        let closed = Outgoing::Close {
+            code: 1000,
+            reason: "the call has ended",
+        };
+        assert_eq!(
+            drain(&mut ann),
+            [
+                text(r#"{"type":"ended","reason":"peer_hung_up"}"#),
+                closed.clone()
+            ]
+        );
+        assert_eq!(
+            drain(&mut bob),
+            [text(r#"{"type":"ended","reason":"ended"}"#), closed]
+        );
+        assert_eq!(relay.room_count(), 0);
+        assert!(relay.join(&call("c"), Role::Caller).is_none());
+        // Ending it again, as the server does after a hang-up, changes nothing.
+        relay.end(&call("c"), Instant::now());
+        assert_eq!(relay.room_count(), 0);
+    }
+
+    #[test]
+    fn ended_calls_are_forgotten_after_a_while() {
+        let relay = Relay::default();
+        let start = Instant::now();
+        relay.end(&call("old"), start);
+        relay.end(&call("new"), start + ENDED_KEPT_FOR);
+        assert!(relay.join(&call("old"), Role::Caller).is_some());
+        assert!(relay.join(&call("new"), Role::Caller).is_none());
+    }
+
+    #[test]
+    fn a_page_that_stops_reading_loses_its_seat() {
+        let relay = Relay::default();
+        let mut ann = relay.join(&call("c"), Role::Caller).unwrap();
+        let mut bob = relay.join(&call("c"), Role::Callee).unwrap();
+        drain(&mut ann);
+        for _ in 0..QUEUE_LEN - 1 {
+            assert_eq!(relay.forward(&ann, "candidate".into()), Forwarded::Sent);
+        }
+        assert_eq!(
+            relay.forward(&ann, "one too many".into()),
+            Forwarded::NoPeer
+        );
+        assert_eq!(drain(&mut ann), [text(r#"{"type":"peer_left"}"#)]);
+        // Bob's session reads what was queued, then finds the queue closed.
+        assert_eq!(drain(&mut bob).len(), QUEUE_LEN);
+        assert!(matches!(
+            bob.rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+    }
+}
