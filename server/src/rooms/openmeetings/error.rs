@@ -80,14 +80,13 @@ impl From<OmError> for RoomError {
         let text = err.to_string();
         match err {
             OmError::Transport { .. } | OmError::Timeout { .. } => RoomError::Unreachable(text),
-            OmError::Http { status, .. }
-                if matches!(
-                    status,
+            OmError::Http {
+                status:
                     StatusCode::BAD_GATEWAY
-                        | StatusCode::SERVICE_UNAVAILABLE
-                        | StatusCode::GATEWAY_TIMEOUT
-                ) =>
-            {
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT,
+                ..
+            } => {
                 // A reverse proxy in front of a stopped OpenMeetings.
                 RoomError::Unreachable(text)
             }

@@ -1,0 +1,389 @@
+//! The OpenMeetings room provider against the fake OpenMeetings: one room per call, a fresh
+//! hash per click, both login styles, and a server that is down, slow or forgetful.
+
+use std::time::{Duration, Instant};
+
+use switchboard::rooms::{
+    AfterCall, CallRoom, JoinTarget, Joiner, OpenMeetings, OpenMeetingsConfig, RoomError,
+    RoomProvider,
+};
+use switchboard_proto::{CallId, Role, UserRef};
+
+use crate::common::fake_openmeetings::{
+    FakeCall, FakeOpenMeetings, FakeOptions, PASSWORD, USER, hash_in,
+};
+
+fn call(id: &str) -> CallRoom {
+    CallRoom {
+        id: CallId(id.into()),
+        caller: UserRef {
+            id: "u-1".into(),
+            name: "Ann <b>Lee</b>".into(),
+        },
+        callee: UserRef {
+            id: "u-2".into(),
+            name: "Bob".into(),
+        },
+    }
+}
+
+fn joiner(room: &CallRoom, role: Role) -> Joiner {
+    Joiner {
+        room: room.clone(),
+        role,
+        token: format!("token-{role:?}"),
+    }
+}
+
+fn config(fake: &FakeOpenMeetings) -> OpenMeetingsConfig {
+    OpenMeetingsConfig::new(fake.base_url(), USER, PASSWORD)
+}
+
+fn provider(config: OpenMeetingsConfig) -> OpenMeetings {
+    OpenMeetings::new(config).expect("a valid OpenMeetings config")
+}
+
+async fn link(provider: &OpenMeetings, joiner: &Joiner) -> String {
+    match provider.join(joiner).await {
+        Ok(JoinTarget::Redirect(link)) => link,
+        other => panic!("expected a redirect, got {other:?}"),
+    }
+}
+
+/// Follows a link as the browser would: status and page text.
+async fn follow(link: &str) -> (u16, String) {
+    let answer = reqwest::get(link).await.expect("the fake answers");
+    let status = answer.status().as_u16();
+    (status, answer.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn both_participants_get_their_own_hash_of_one_room() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let om = provider(config(&fake));
+    let room = call("c-42");
+
+    let caller_link = link(&om, &joiner(&room, Role::Caller)).await;
+    let callee_link = link(&om, &joiner(&room, Role::Callee)).await;
+
+    let prefix = format!("{}/hash?secure=", fake.base_url());
+    assert!(caller_link.starts_with(&prefix), "{caller_link}");
+    assert_ne!(hash_in(&caller_link), hash_in(&callee_link));
+
+    let rooms = fake.rooms();
+    assert_eq!(rooms.len(), 1);
+    let made = &rooms[0];
+    assert_eq!(made.kind, "CONFERENCE");
+    assert_eq!(made.external_type.as_deref(), Some("switchboard"));
+    assert_eq!(made.external_id.as_deref(), Some("c-42"));
+    assert_eq!(made.dto["capacity"], 2);
+    assert_eq!(made.dto["isPublic"], false);
+
+    let hashes = fake.hashes();
+    assert_eq!(hashes.len(), 2);
+    assert!(hashes.iter().all(|h| h.room_id == made.id));
+    assert_eq!(hashes[0].user_field("externalId"), Some("u-1"));
+    assert_eq!(hashes[0].user_field("login"), Some("u-1"));
+    assert_eq!(hashes[0].user_field("firstname"), Some("Ann <b>Lee</b>"));
+    assert_eq!(hashes[0].user_field("externalType"), Some("switchboard"));
+    assert_eq!(hashes[1].user_field("externalId"), Some("u-2"));
+    assert_eq!(hashes[0].options["moderator"], true);
+    assert_eq!(hashes[0].options["allowSameURLMultipleTimes"], false);
+    // A session per hash: a shared one would log both participants in as the last one.
+    assert_ne!(hashes[0].sid, hashes[1].sid);
+
+    let (status, page) = follow(&caller_link).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Welcome, Ann <b>Lee</b>"), "{page}");
+    let (status, page) = follow(&callee_link).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Welcome, Bob"), "{page}");
+}
+
+#[tokio::test]
+async fn a_second_click_gets_a_new_hash() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let om = provider(config(&fake));
+    let caller = joiner(&call("c-1"), Role::Caller);
+
+    let first = link(&om, &caller).await;
+    assert_eq!(follow(&first).await.0, 200);
+    // Hashes are single-use: the same link again is refused...
+    assert_eq!(follow(&first).await.0, 403);
+    // ...so clicking the Switchboard link again mints a new one.
+    let second = link(&om, &caller).await;
+    assert_ne!(hash_in(&first), hash_in(&second));
+    assert_eq!(follow(&second).await.0, 200);
+    assert_eq!(fake.rooms().len(), 1);
+}
+
+#[tokio::test]
+async fn logs_in_by_get_on_openmeetings_8_and_remembers() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v8()).await;
+    let om = provider(config(&fake));
+    let room = call("c-8");
+
+    link(&om, &joiner(&room, Role::Caller)).await;
+    link(&om, &joiner(&room, Role::Callee)).await;
+
+    let logins: Vec<_> = fake.logins().iter().map(|l| (l.method, l.ok)).collect();
+    assert_eq!(
+        logins,
+        [("POST", false), ("GET", true), ("GET", true)],
+        "POST once, refused with 405, then GET only"
+    );
+    assert!(fake.logins().iter().all(|l| l.user == USER));
+}
+
+#[tokio::test]
+async fn logs_in_by_post_on_openmeetings_9() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let om = provider(config(&fake));
+    let room = call("c-9");
+
+    link(&om, &joiner(&room, Role::Caller)).await;
+    link(&om, &joiner(&room, Role::Callee)).await;
+
+    let logins: Vec<_> = fake.logins().iter().map(|l| (l.method, l.ok)).collect();
+    assert_eq!(logins, [("POST", true), ("POST", true)]);
+}
+
+#[tokio::test]
+async fn a_session_lost_half_way_is_replaced() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let om = provider(config(&fake));
+    let room = call("c-lost");
+
+    fake.expire_sids_before_next(FakeCall::Hash);
+    let entry = link(&om, &joiner(&room, Role::Caller)).await;
+
+    assert_eq!(
+        fake.logins().len(),
+        2,
+        "logged in again after error.notallowed"
+    );
+    assert_eq!(fake.rooms().len(), 1);
+    assert_eq!(follow(&entry).await.0, 200);
+
+    // The room id is remembered, so the second participant needs no room call at all.
+    fake.expire_sids_before_next(FakeCall::FindRoom);
+    link(&om, &joiner(&room, Role::Callee)).await;
+    assert_eq!(fake.logins().len(), 3);
+    assert_eq!(fake.count(FakeCall::FindRoom), 1);
+}
+
+#[tokio::test]
+async fn idle_sessions_expire_but_every_click_logs_in_afresh() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    fake.set_sid_idle(Duration::from_millis(300));
+    let om = provider(config(&fake));
+    let caller = joiner(&call("c-idle"), Role::Caller);
+
+    let stale = link(&om, &caller).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A hash lives only as long as its session: an old link is dead...
+    assert_eq!(follow(&stale).await.0, 403);
+    // ...but a new click works, with a new session.
+    let fresh = link(&om, &caller).await;
+    assert_eq!(follow(&fresh).await.0, 200);
+
+    fake.expire_all_sids();
+    let again = link(&om, &caller).await;
+    assert_eq!(follow(&again).await.0, 200);
+}
+
+#[tokio::test]
+async fn bad_credentials_are_a_clear_error() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let mut config = config(&fake);
+    config.password = "not-the-password".into();
+    let om = provider(config);
+
+    let err = om
+        .join(&joiner(&call("c-creds"), Role::Caller))
+        .await
+        .expect_err("bad credentials");
+    let RoomError::Refused(message) = &err else {
+        panic!("expected Refused, got {err:?}");
+    };
+    assert!(message.contains("error.bad.credentials"), "{message}");
+    assert!(!message.contains("not-the-password"), "{message}");
+    assert!(fake.rooms().is_empty());
+}
+
+#[tokio::test]
+async fn an_account_without_the_soap_right_is_refused() {
+    let fake = FakeOpenMeetings::start(FakeOptions {
+        soap_right: false,
+        ..FakeOptions::v9()
+    })
+    .await;
+    let om = provider(config(&fake));
+
+    let err = om
+        .join(&joiner(&call("c-soap"), Role::Caller))
+        .await
+        .expect_err("no SOAP right");
+    assert!(
+        matches!(&err, RoomError::Refused(m) if m.contains("SOAP")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_fails_fast_and_a_later_click_works() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let om = provider(config(&fake));
+    let caller = joiner(&call("c-down"), Role::Caller);
+
+    fake.go_down().await;
+    let started = Instant::now();
+    let err = om.join(&caller).await.expect_err("server down");
+    assert!(matches!(err, RoomError::Unreachable(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!err.to_string().contains(PASSWORD));
+
+    fake.come_back().await;
+    let link = link(&om, &caller).await;
+    assert_eq!(follow(&link).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_slow_server_fails_within_the_timeout() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v8()).await;
+    let mut config = config(&fake);
+    config.timeout = Duration::from_millis(500);
+    let om = provider(config);
+    let caller = joiner(&call("c-slow"), Role::Caller);
+
+    fake.set_delay(Duration::from_secs(3));
+    let started = Instant::now();
+    let err = om.join(&caller).await.expect_err("too slow");
+    let took = started.elapsed();
+    assert!(matches!(err, RoomError::Unreachable(_)), "{err:?}");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    // The login URL of OpenMeetings 8 carries the password: it must not leak into errors.
+    assert!(!err.to_string().contains("p4ss"), "{err}");
+
+    fake.set_delay(Duration::ZERO);
+    link(&om, &caller).await;
+}
+
+#[tokio::test]
+async fn the_room_is_closed_deleted_or_kept_after_the_call() {
+    for after_call in [AfterCall::Close, AfterCall::Delete, AfterCall::Keep] {
+        let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+        let mut config = config(&fake);
+        config.after_call = after_call;
+        let om = provider(config);
+        let room = call("c-over");
+
+        let link = link(&om, &joiner(&room, Role::Caller)).await;
+        om.call_over(&room).await;
+
+        let rooms = fake.rooms();
+        let (closed, deleted) = (rooms[0].closed, rooms[0].deleted);
+        match after_call {
+            AfterCall::Close => assert!(closed && !deleted),
+            AfterCall::Delete => assert!(deleted && !closed),
+            AfterCall::Keep => assert!(!closed && !deleted),
+        }
+        // A link minted before the end only works while the room does.
+        let status = follow(&link).await.0;
+        assert_eq!(
+            status == 200,
+            after_call == AfterCall::Keep,
+            "{after_call:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_end_of_a_call_nobody_joined_costs_nothing() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let om = provider(config(&fake));
+    om.call_over(&call("c-unjoined")).await;
+    assert!(fake.logins().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_release_is_only_logged() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let mut config = config(&fake);
+    config.timeout = Duration::from_millis(500);
+    let om = provider(config);
+    let room = call("c-release");
+    link(&om, &joiner(&room, Role::Caller)).await;
+
+    fake.set_delay(Duration::from_secs(3));
+    let started = Instant::now();
+    om.call_over(&room).await;
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert!(!fake.rooms()[0].closed);
+}
+
+#[tokio::test]
+async fn joins_never_make_two_rooms_for_one_call() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let om = provider(config(&fake));
+    let room = call("c-race");
+
+    // Both participants click at the same moment.
+    let caller = joiner(&room, Role::Caller);
+    let callee = joiner(&room, Role::Callee);
+    let (a, b) = tokio::join!(om.join(&caller), om.join(&callee));
+    assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+    assert_eq!(fake.rooms().len(), 1);
+    // One find-or-create, not two racing ones: OpenMeetings does not make it atomic.
+    assert_eq!(fake.count(FakeCall::FindRoom), 1);
+
+    // A restarted Switchboard has forgotten the room id; OpenMeetings finds it by call id.
+    let restarted = provider(config(&fake));
+    link(&restarted, &caller).await;
+    assert_eq!(fake.rooms().len(), 1);
+
+    // Another call gets another room.
+    link(&om, &joiner(&call("c-other"), Role::Caller)).await;
+    assert_eq!(fake.rooms().len(), 2);
+}
+
+#[tokio::test]
+async fn settings_reach_openmeetings_and_the_link() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let mut config = config(&fake);
+    config.language = Some(2);
+    config.moderators = false;
+    config.capacity = 3;
+    config.room_type = "interview".parse().expect("a room type");
+    let om = provider(config);
+
+    let link = link(&om, &joiner(&call("c-set"), Role::Callee)).await;
+    assert!(link.ends_with("&language=2"), "{link}");
+    let room = &fake.rooms()[0];
+    assert_eq!(room.kind, "INTERVIEW");
+    assert_eq!(room.dto["capacity"], 3);
+    assert_eq!(fake.hashes()[0].options["moderator"], false);
+}
+
+#[tokio::test]
+async fn a_url_that_is_not_openmeetings_is_a_protocol_error() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    // The right host with a wrong path: every call is a 404.
+    let config = OpenMeetingsConfig::new(
+        fake.base_url().replace("/openmeetings", "/elsewhere"),
+        USER,
+        PASSWORD,
+    );
+    let err = provider(config)
+        .join(&joiner(&call("c-404"), Role::Caller))
+        .await
+        .expect_err("not OpenMeetings");
+    assert!(
+        matches!(&err, RoomError::Protocol(m) if m.contains("404")),
+        "{err:?}"
+    );
+}
