@@ -1,0 +1,248 @@
+// The built-in video room end to end: the real server binary, two headless Chromium users who
+// set up a call over the wire protocol, open their personal links and see each other.
+//
+// Needs `cargo build -p switchboard` first; run with `node --test room.test.mjs` in this folder.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const binary = process.env.SWITCHBOARD_BIN ?? path.join(root, 'target/debug/switchboard');
+const CHROMIUM_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  // Lets WebRTC use 127.0.0.1 candidates: this machine has no other interface.
+  '--allow-loopback-in-peer-connection',
+];
+// Markup and quotes in a display name must come out as text.
+const ANN = { id: 'ann', name: `Ann <b id="injected">O'Neil</b> & "co"` };
+const BOB = { id: 'bob', name: 'Bob' };
+
+let server;
+let serverLog = '';
+let base;
+let dir;
+let browser;
+
+/** Starts the switchboard binary on a free port and waits until /healthz answers. */
+async function startServer() {
+  assert.ok(existsSync(binary), `${binary} is missing: run cargo build -p switchboard`);
+  dir = mkdtempSync(path.join(tmpdir(), 'switchboard-room-'));
+  server = spawn(binary, ['--listen', '127.0.0.1:0', '--db', path.join(dir, 'sb.db'), '--www', 'www'], {
+    cwd: root,
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  server.stderr.on('data', (chunk) => { serverLog += chunk; });
+  const address = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${serverLog}`)), 30_000);
+    server.stdout.on('data', (chunk) => {
+      out += chunk;
+      const match = out.match(/switchboard listening on (http:\/\/\S+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    server.on('exit', (code) => reject(new Error(`server exited (${code}):\n${serverLog}`)));
+  });
+  for (let i = 0; i < 100; i += 1) {
+    const ok = await fetch(`${address}/healthz`).then((r) => r.ok, () => false);
+    if (ok) return address;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`server never became healthy:\n${serverLog}`);
+}
+
+/** A user: a browser context with one page holding a Switchboard session, logged in. */
+async function user(who) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  // Served by the server itself, so the session's WebSocket comes from its own origin.
+  await page.goto(`${base}/healthz`);
+  await page.evaluate(({ url, who }) => new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    window.sb = { ws, frames: [] };
+    ws.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      window.sb.frames.push(frame);
+      if (frame.ev.type === 'logged_in') resolve();
+      if (frame.ev.type === 'error') reject(new Error(JSON.stringify(frame.ev)));
+    };
+    ws.onerror = () => reject(new Error('session socket failed'));
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ cmd: { type: 'hello', v: 1 } }));
+      ws.send(JSON.stringify({ id: 1, cmd: { type: 'login', auth: { demo: who } } }));
+    };
+  }), { url: `${base.replace(/^http/, 'ws')}/ws`, who });
+  return { context, session: page };
+}
+
+function command(page, frame) {
+  return page.evaluate((frame) => window.sb.ws.send(JSON.stringify(frame)), frame);
+}
+
+/** The first `call` event in `state` this session received. */
+async function callEvent(page, state) {
+  const handle = await page.waitForFunction(
+    (state) => window.sb.frames.map((f) => f.ev).find((ev) => ev.type === 'call' && ev.state === state),
+    state,
+    { timeout: 10_000 },
+  );
+  return handle.jsonValue();
+}
+
+async function openRoom(context, link) {
+  const page = await context.newPage();
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') console.log(`[room console] ${msg.text()}`);
+  });
+  const response = await page.goto(link);
+  assert.equal(response.status(), 200);
+  return page;
+}
+
+function status(page) {
+  return page.locator('#status').textContent();
+}
+
+async function waitStatus(page, pattern) {
+  await page.waitForFunction(
+    (source) => new RegExp(source).test(document.getElementById('status').textContent),
+    pattern.source,
+    { timeout: 20_000 },
+  ).catch(async (e) => {
+    throw new Error(`status is "${await status(page)}", expected ${pattern}: ${e.message}`);
+  });
+}
+
+/** Waits until the page's peer connection is up and the other person's video plays. */
+async function waitMedia(page) {
+  await page.waitForFunction(
+    () => window.switchboardRoom.peerConnection()?.connectionState === 'connected',
+    null,
+    { timeout: 20_000 },
+  );
+  await page.waitForFunction(() => document.getElementById('remote').videoWidth > 0, null, { timeout: 20_000 });
+  const frames = await page.evaluate(async () => {
+    const stats = await window.switchboardRoom.peerConnection().getStats();
+    let decoded = 0;
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') decoded += s.framesDecoded ?? 0;
+    });
+    return decoded;
+  });
+  assert.ok(frames > 0, 'remote video frames decoded');
+}
+
+before(async () => {
+  base = await startServer();
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    server.kill('SIGTERM');
+    await new Promise((resolve) => server.once('exit', resolve));
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('two participants see each other, rejoin after a reload, and hang up', { timeout: 180_000 }, async (t) => {
+  const ann = await user(ANN);
+  const bob = await user(BOB);
+
+  await command(ann.session, { id: 2, cmd: { type: 'call', to: 'bob' } });
+  const ringing = await callEvent(bob.session, 'ringing');
+  assert.equal(ringing.role, 'callee');
+  assert.match(ringing.link, /\/join\/[^/]+$/);
+  await command(bob.session, { id: 3, cmd: { type: 'answer', call: ringing.id } });
+  const answered = await callEvent(ann.session, 'answered');
+  assert.equal(answered.id, ringing.id);
+  assert.match(answered.link, /\/join\/[^/]+$/);
+  assert.notEqual(answered.link, ringing.link);
+
+  const annRoom = await openRoom(ann.context, answered.link);
+  await waitStatus(annRoom, /^Waiting for /);
+  const bobRoom = await openRoom(bob.context, ringing.link);
+
+  await t.test('both connect and receive video', async () => {
+    await Promise.all([waitMedia(annRoom), waitMedia(bobRoom)]);
+    await waitStatus(annRoom, /^Connected with Bob$/);
+    await waitStatus(bobRoom, /^Connected with /);
+  });
+
+  await t.test('the display name is shown as text, never markup', async () => {
+    assert.equal(await bobRoom.locator('#peer-name').textContent(), ANN.name);
+    assert.equal(await bobRoom.locator('#injected').count(), 0);
+    assert.equal(await bobRoom.title(), `Call with ${ANN.name} · Switchboard`);
+    assert.equal(await bobRoom.locator('#status').textContent(), `Connected with ${ANN.name}`);
+  });
+
+  await t.test('turning the microphone off is shown to the other person', async () => {
+    await bobRoom.click('#mic');
+    assert.equal(await bobRoom.locator('#mic').getAttribute('aria-pressed'), 'false');
+    await annRoom.waitForFunction(
+      () => document.getElementById('peer-note').textContent === 'Bob turned off their microphone',
+    );
+    await bobRoom.click('#mic');
+    await annRoom.waitForFunction(() => document.getElementById('peer-note').hidden);
+  });
+
+  await t.test('a reload rejoins and renegotiates', async () => {
+    await bobRoom.reload();
+    await Promise.all([waitMedia(annRoom), waitMedia(bobRoom)]);
+  });
+
+  let bobRoomAgain;
+  await t.test('closing the page is leaving, and the link still works', async () => {
+    await bobRoom.close();
+    await waitStatus(annRoom, /^The other person left/);
+    bobRoomAgain = await openRoom(bob.context, ringing.link);
+    await Promise.all([waitMedia(annRoom), waitMedia(bobRoomAgain)]);
+  });
+
+  await t.test('a made-up link is refused', async () => {
+    const stranger = await browser.newContext();
+    const page = await stranger.newPage();
+    const response = await page.goto(`${base}/join/${'x'.repeat(32)}`);
+    assert.equal(response.status(), 404);
+    assert.match(await page.locator('body').textContent(), /no such call|has ended/i);
+    const refused = await page.evaluate((url) => new Promise((resolve) => {
+      const ws = new WebSocket(url);
+      ws.onopen = () => resolve(false);
+      ws.onerror = () => resolve(true);
+    }), `${base.replace(/^http/, 'ws')}/join/${'x'.repeat(32)}/signal`);
+    assert.ok(refused, 'signalling socket refused');
+    await stranger.close();
+  });
+
+  await t.test('hanging up ends the call for both', async () => {
+    await annRoom.click('#hangup');
+    await waitStatus(annRoom, /^You hung up\. The call has ended\.$/);
+    await waitStatus(bobRoomAgain, /hung up\. The call has ended\.$/);
+    assert.ok(await bobRoomAgain.locator('#hangup').isDisabled());
+    const annEnded = await callEvent(ann.session, 'ended');
+    assert.equal(annEnded.id, ringing.id);
+    const bobEnded = await callEvent(bob.session, 'ended');
+    assert.equal(bobEnded.id, ringing.id);
+    // The links are dead now.
+    const page = await ann.context.newPage();
+    assert.equal((await page.goto(answered.link)).status(), 404);
+  });
+});
