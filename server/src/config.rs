@@ -428,6 +428,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn layers_file_env_and_flags() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

@@ -75,7 +75,7 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
                 .or_else(|| origin.strip_prefix("https://"))
                 == Some(host)
         });
-    own || allowed.iter().any(|a| *a == origin)
+    own || allowed.contains(&origin)
 }
 
 async fn websocket(

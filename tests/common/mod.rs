@@ -1,0 +1,10 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+pub mod client;
+pub mod fake_openmeetings;
+pub mod server;
+
+pub use client::Client;
+pub use server::TestServer;

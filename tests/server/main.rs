@@ -1,0 +1,13 @@
+//! The server's integration tests, one module per area, in one binary so they build once.
+//! Each test starts a real server on 127.0.0.1:0 with its own SQLite file and talks to it over
+//! real WebSockets.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod calls;
+mod http;
+mod openmeetings;
+mod presence;
+mod resume;
+mod security;
