@@ -7,11 +7,13 @@ use switchboard::rooms::{
     AfterCall, CallRoom, JoinTarget, Joiner, OpenMeetings, OpenMeetingsConfig, RoomError,
     RoomProvider,
 };
-use switchboard_proto::{CallId, Role, UserRef};
+use switchboard_proto::{CallId, CallState, Command, Role, UserRef};
 
+use crate::common::TestServer;
 use crate::common::fake_openmeetings::{
     FakeCall, FakeOpenMeetings, FakeOptions, PASSWORD, USER, hash_in,
 };
+use crate::common::server::http;
 
 fn call(id: &str) -> CallRoom {
     CallRoom {
@@ -386,4 +388,106 @@ async fn a_url_that_is_not_openmeetings_is_a_protocol_error() {
         matches!(&err, RoomError::Protocol(m) if m.contains("404")),
         "{err:?}"
     );
+}
+
+/// A Switchboard server whose rooms come from `fake`.
+async fn server_with(fake: &FakeOpenMeetings) -> TestServer {
+    let url = fake.base_url();
+    TestServer::start_with(move |settings| {
+        settings.room_url_template = None;
+        settings.openmeetings_url = Some(url);
+        settings.openmeetings_user = Some(USER.into());
+        settings.openmeetings_password = Some(PASSWORD.into());
+        settings.openmeetings_timeout = Some(Duration::from_millis(800));
+    })
+    .await
+}
+
+/// Follows a Switchboard `/join` link without following the redirect: status and `Location`.
+async fn join_link(link: &str) -> (reqwest::StatusCode, Option<String>) {
+    let answer = http().get(link).send().await.expect("switchboard answers");
+    let location = answer
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (answer.status(), location)
+}
+
+#[tokio::test]
+async fn a_call_answered_over_websockets_sends_both_to_their_own_hash_of_one_room() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v8()).await;
+    let server = server_with(&fake).await;
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+
+    let ringing = ann.call("bob").await;
+    let incoming = bob.call_in(CallState::Ringing).await;
+    let bob_link = incoming.link.clone().expect("the callee's link");
+    // Ringing never waits on OpenMeetings: nothing has been asked of it yet.
+    assert!(fake.logins().is_empty());
+
+    bob.answer(&incoming.id).await;
+    let answered = ann.call_in(CallState::Answered).await;
+    let ann_link = answered.link.clone().expect("the caller's link");
+    bob.call_in(CallState::Answered).await;
+
+    let (status, ann_target) = join_link(&ann_link).await;
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
+    let (status, bob_target) = join_link(&bob_link).await;
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
+    let (ann_target, bob_target) = (ann_target.expect("Location"), bob_target.expect("Location"));
+    assert!(ann_target.starts_with(&format!("{}/hash?secure=", fake.base_url())));
+    assert_ne!(hash_in(&ann_target), hash_in(&bob_target));
+
+    let rooms = fake.rooms();
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0].external_id.as_deref(), Some(ringing.id.0.as_str()));
+    let hashes = fake.hashes();
+    assert!(hashes.iter().all(|h| h.room_id == rooms[0].id));
+    assert_eq!(hashes[0].user_field("externalId"), Some("ann"));
+    assert_eq!(hashes[1].user_field("externalId"), Some("bob"));
+
+    assert!(follow(&ann_target).await.1.contains("Welcome, Ann"));
+    assert!(follow(&bob_target).await.1.contains("Welcome, Bob"));
+
+    // Hanging up closes the room (the default), in the background.
+    ann.send(Command::Hangup {
+        call: ringing.id.clone(),
+    })
+    .await;
+    ann.call_in(CallState::Ended).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !fake.rooms()[0].closed {
+        assert!(Instant::now() < deadline, "the room was not closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_join_while_openmeetings_is_down_says_so_and_a_later_click_works() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let server = server_with(&fake).await;
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+    ann.call("bob").await;
+    let incoming = bob.call_in(CallState::Ringing).await;
+    let bob_link = incoming.link.clone().expect("the callee's link");
+
+    fake.go_down().await;
+    let started = Instant::now();
+    let answer = http()
+        .get(&bob_link)
+        .send()
+        .await
+        .expect("switchboard answers");
+    assert_eq!(answer.status(), reqwest::StatusCode::BAD_GATEWAY);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let page = answer.text().await.unwrap_or_default();
+    assert!(!page.contains(PASSWORD), "{page}");
+
+    fake.come_back().await;
+    let (status, target) = join_link(&bob_link).await;
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
+    assert!(target.is_some_and(|t| hash_in(&t).is_some()));
 }
