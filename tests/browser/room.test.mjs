@@ -133,7 +133,11 @@ async function waitStatus(page, pattern) {
 /** Waits until the page's peer connection is up and the other person's video plays. */
 async function waitMedia(page) {
   await page.waitForFunction(
-    () => window.switchboardRoom.peerConnection()?.connectionState === 'connected',
+    () => {
+      const pc = window.switchboardRoom.peerConnection();
+      // A renegotiation makes a new connection: the one seen before does not count.
+      return pc && pc !== window.previousPc && pc.connectionState === 'connected';
+    },
     null,
     { timeout: 20_000 },
   );
@@ -147,6 +151,12 @@ async function waitMedia(page) {
     return decoded;
   });
   assert.ok(frames > 0, 'remote video frames decoded');
+}
+
+/** Saves a screenshot into $ROOM_SCREENSHOTS, when set, for a person to look at. */
+async function snapshot(page, name) {
+  const into = process.env.ROOM_SCREENSHOTS;
+  if (into) await page.screenshot({ path: path.join(into, `${name}.png`) });
 }
 
 before(async () => {
@@ -184,6 +194,7 @@ test('two participants see each other, rejoin after a reload, and hang up', { ti
   await t.test('both connect and receive video', async () => {
     await Promise.all([waitMedia(annRoom), waitMedia(bobRoom)]);
     await waitStatus(annRoom, /^Connected with Bob$/);
+    await snapshot(bobRoom, 'bob-connected');
     await waitStatus(bobRoom, /^Connected with /);
   });
 
@@ -205,6 +216,7 @@ test('two participants see each other, rejoin after a reload, and hang up', { ti
   });
 
   await t.test('a reload rejoins and renegotiates', async () => {
+    await annRoom.evaluate(() => { window.previousPc = window.switchboardRoom.peerConnection(); });
     await bobRoom.reload();
     await Promise.all([waitMedia(annRoom), waitMedia(bobRoom)]);
   });
@@ -237,6 +249,7 @@ test('two participants see each other, rejoin after a reload, and hang up', { ti
     await waitStatus(annRoom, /^You hung up\. The call has ended\.$/);
     await waitStatus(bobRoomAgain, /hung up\. The call has ended\.$/);
     assert.ok(await bobRoomAgain.locator('#hangup').isDisabled());
+    await snapshot(bobRoomAgain, 'bob-ended');
     const annEnded = await callEvent(ann.session, 'ended');
     assert.equal(annEnded.id, ringing.id);
     const bobEnded = await callEvent(bob.session, 'ended');
