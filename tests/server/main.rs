@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod binary;
 mod calls;
 mod http;
 mod openmeetings;
