@@ -259,3 +259,34 @@ test('two participants see each other, rejoin after a reload, and hang up', { ti
     assert.equal((await page.goto(answered.link)).status(), 404);
   });
 });
+
+test('the callee may come first, a second window takes over, and a hang-up from the site ends the room', { timeout: 120_000 }, async (t) => {
+  const cy = await user({ id: 'cy', name: 'Cy' });
+  const dee = await user({ id: 'dee', name: 'Dee' });
+  await command(cy.session, { id: 2, cmd: { type: 'call', to: 'dee' } });
+  const ringing = await callEvent(dee.session, 'ringing');
+  await command(dee.session, { id: 3, cmd: { type: 'answer', call: ringing.id } });
+  const answered = await callEvent(cy.session, 'answered');
+
+  const deeRoom = await openRoom(dee.context, ringing.link);
+  await waitStatus(deeRoom, /^Waiting for Cy to join…$/);
+  const cyRoom = await openRoom(cy.context, answered.link);
+  await Promise.all([waitMedia(cyRoom), waitMedia(deeRoom)]);
+
+  let deeSecond;
+  await t.test('the newest window of a participant replaces the older one', async () => {
+    await cyRoom.evaluate(() => { window.previousPc = window.switchboardRoom.peerConnection(); });
+    deeSecond = await openRoom(dee.context, ringing.link);
+    await waitStatus(deeRoom, /^This call is now open in another window\.$/);
+    await Promise.all([waitMedia(cyRoom), waitMedia(deeSecond)]);
+  });
+
+  await t.test('hanging up from the site closes both room pages', async () => {
+    await command(dee.session, { id: 4, cmd: { type: 'hangup', call: ringing.id } });
+    await waitStatus(cyRoom, /^The call has ended\.$/);
+    await waitStatus(deeSecond, /^The call has ended\.$/);
+    // The page that was replaced keeps saying so.
+    assert.equal(await status(deeRoom), 'This call is now open in another window.');
+    await callEvent(cy.session, 'ended');
+  });
+});
