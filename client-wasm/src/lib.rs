@@ -1,1 +1,25 @@
-//! The Switchboard browser client (the page contract lands here).
+//! The Switchboard browser client: the 2010 page contract (`sv_*` commands, `my_on*`
+//! callbacks) over one WebSocket per browser, shared by its tabs.
+//!
+//! The pure parts (event → callbacks, backoff, addresses, tab messages) build and test
+//! natively; the rest drives browser APIs through web-sys.
+
+pub mod address;
+pub mod backoff;
+pub mod callbacks;
+pub mod relay;
+pub mod tracker;
+
+mod channel;
+mod client;
+mod election;
+mod exports;
+mod leader;
+mod lifecycle;
+mod page;
+mod socket;
+
+pub use exports::*;
+
+#[cfg(all(test, target_arch = "wasm32"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

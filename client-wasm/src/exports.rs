@@ -1,0 +1,148 @@
+//! The page-facing functions: every 2010 `sv_*` command, a few optional additions, and the
+//! hooks the ES module builds on. Arguments are taken loosely (numbers as ids, like 2010 pages
+//! passed them).
+
+use js_sys::{Array, Function};
+use switchboard_proto::{Command, MAX_NAME_CHARS, validate_name, validate_user_id};
+use wasm_bindgen::prelude::*;
+
+use crate::client::{Tab, with_tab};
+use crate::relay::Identity;
+
+/// A page value as text: strings as they are, numbers without a trailing `.0`.
+fn text(v: &JsValue) -> Option<String> {
+    if let Some(s) = v.as_string() {
+        return Some(s.trim().to_owned());
+    }
+    // JavaScript's own number formatting: Rust's float formatting would add kilobytes.
+    v.as_f64()
+        .and_then(|n| js_sys::Number::from(n).to_string_with_radix(10).ok())
+        .map(String::from)
+}
+
+fn identity(tab: &mut Tab, id: &JsValue, name: &JsValue, token: &JsValue) -> Option<Identity> {
+    let token = text(token).filter(|t| !t.is_empty());
+    let id = text(id).unwrap_or_default();
+    let name = text(name).unwrap_or_default();
+    // With a token the server takes id and name from it; without, both must be valid here.
+    if token.is_none() {
+        if !validate_user_id(&id) {
+            tab.status(format!("not a valid user id: {id}"));
+            return None;
+        }
+        if !validate_name(&name) {
+            tab.status(format!(
+                "not a valid display name (1 to {MAX_NAME_CHARS} printable characters)"
+            ));
+            return None;
+        }
+    }
+    Some(Identity { id, name, token })
+}
+
+#[wasm_bindgen]
+pub fn sv_setserveraddress(url: JsValue) {
+    let url = text(&url).unwrap_or_default();
+    with_tab(|t| t.set_server(&url));
+}
+
+#[wasm_bindgen]
+pub fn sv_setuserinfo(id: JsValue, name: JsValue, token: JsValue) {
+    with_tab(|t| {
+        if let Some(identity) = identity(t, &id, &name, &token) {
+            t.set_user_info(identity);
+        }
+    });
+}
+
+#[wasm_bindgen]
+pub fn sv_setomlink(_link: JsValue) {
+    with_tab(|t| t.status("sv_setomlink is no longer needed; ignored"));
+}
+
+#[wasm_bindgen]
+pub fn sv_login(id: JsValue, name: JsValue, token: JsValue) {
+    with_tab(|t| {
+        if let Some(identity) = identity(t, &id, &name, &token) {
+            t.login(identity);
+        }
+    });
+}
+
+#[wasm_bindgen]
+pub fn sv_logoff() {
+    with_tab(Tab::logoff);
+}
+
+#[wasm_bindgen]
+pub fn sv_makecall(callee: JsValue) {
+    let to = text(&callee).unwrap_or_default();
+    with_tab(|t| t.command(Command::Call { to }));
+}
+
+#[wasm_bindgen]
+pub fn sv_answercall() {
+    with_tab(|t| t.call_command(|tr| tr.answer()));
+}
+
+#[wasm_bindgen]
+pub fn sv_rejectcall() {
+    with_tab(|t| t.call_command(|tr| tr.reject()));
+}
+
+#[wasm_bindgen]
+pub fn sv_clearoutgoingcall() {
+    with_tab(|t| t.call_command(|tr| tr.clear_outgoing()));
+}
+
+#[wasm_bindgen]
+pub fn sv_clearincomingcall() {
+    with_tab(|t| t.call_command(|tr| tr.clear_incoming()));
+}
+
+/// Optional: ends whichever call is answered.
+#[wasm_bindgen]
+pub fn sv_hangup() {
+    with_tab(|t| t.call_command(|tr| tr.hangup()));
+}
+
+/// Optional: follow the presence of these users (`my_onpresence(id, name, online)`); takes an
+/// array or a comma-separated string, and replaces this tab's earlier list.
+#[wasm_bindgen]
+pub fn sv_watch(ids: JsValue) {
+    let list: Vec<String> = if Array::is_array(&ids) {
+        Array::from(&ids).iter().filter_map(|v| text(&v)).collect()
+    } else {
+        text(&ids)
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .collect()
+    };
+    let mut users: Vec<String> = list.into_iter().filter(|s| !s.is_empty()).collect();
+    users.sort();
+    users.dedup();
+    with_tab(|t| t.set_watch(users));
+}
+
+/// For the ES module: `f(name, args)` hears every callback this tab fires. Returns an id
+/// for [`remove_event_sink`].
+#[wasm_bindgen]
+pub fn add_event_sink(f: Function) -> u32 {
+    let mut id = 0;
+    with_tab(|t| id = t.sinks.add(f));
+    id
+}
+
+#[wasm_bindgen]
+pub fn remove_event_sink(id: u32) {
+    with_tab(|t| t.sinks.remove(id));
+}
+
+/// True while this tab holds the browser's connection.
+#[wasm_bindgen]
+pub fn sv_ismaster() -> bool {
+    let mut leads = false;
+    with_tab(|t| leads = t.leads());
+    leads
+}

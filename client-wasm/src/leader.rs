@@ -1,0 +1,376 @@
+//! The leading tab's side: the one WebSocket of the browser, its session, reconnection with
+//! backoff and resume, and the relay of every server event to the other tabs.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use gloo_timers::callback::Timeout;
+use switchboard_proto::{Auth, Command, Event, PROTOCOL_VERSION, Resume, ServerFrame, close};
+
+use crate::backoff::Backoff;
+use crate::client::{BEAT_MS, Tab, now, with_tab};
+use crate::relay::{Intent, Relay, SessionRef, TabId};
+use crate::socket::{Socket, SocketEvent};
+
+/// Commands kept while the socket is down; more than this and the page is told.
+const OUTBOX_MAX: usize = 32;
+/// `call` command ids remembered, to tell which error answers a call.
+const CALL_IDS_MAX: usize = 16;
+
+/// State that exists only while this tab leads; dropping it closes the socket.
+#[derive(Default)]
+pub struct Leader {
+    socket: Option<Socket>,
+    /// Bumped per socket, so events of a socket already replaced are ignored.
+    generation: u32,
+    /// `welcome` arrived on the current socket.
+    ready: bool,
+    backoff: Backoff,
+    retry: Option<Timeout>,
+    next_id: u32,
+    call_ids: VecDeque<u32>,
+    /// Commands as JSON text, and whether each is a `call`.
+    outbox: VecDeque<(String, bool)>,
+    /// A login was sent on this session and not undone.
+    login_sent: bool,
+    /// The user this session is logged in as, by the server's word.
+    logged_in_as: Option<String>,
+    /// Logged out from another place: no reconnecting until the page logs in again.
+    parked: bool,
+    /// The connection was lost and the page was told so.
+    lost: bool,
+    pub watches: BTreeMap<TabId, Vec<String>>,
+    sent_watch: Option<Vec<String>>,
+    last_beat: f64,
+}
+
+impl Leader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Tab {
+    fn leader(&mut self) -> Option<&mut Leader> {
+        self.link.as_mut().and_then(|l| l.leader.as_mut())
+    }
+
+    /// A status line for every tab.
+    fn announce(&mut self, text: &str) {
+        self.status(text);
+        self.post(&Relay::Status { text: text.into() });
+    }
+
+    pub fn beat(&mut self) {
+        if !self.leads() {
+            return;
+        }
+        let msg = Relay::Beat {
+            tab: self.id,
+            session: self.link.as_ref().and_then(|l| l.shared.clone()),
+            intent: self.intent.clone(),
+        };
+        self.post(&msg);
+        if let Some(leader) = self.leader() {
+            leader.last_beat = now();
+        }
+    }
+
+    pub fn leader_tick(&mut self, t: f64) {
+        if self.leader().is_some_and(|l| t - l.last_beat >= BEAT_MS) {
+            self.beat();
+        }
+    }
+
+    pub fn connect(&mut self) {
+        let Some(link) = &mut self.link else { return };
+        let url = link.socket_url.clone();
+        let Some(leader) = link.leader.as_mut() else {
+            return;
+        };
+        if leader.parked || leader.socket.is_some() {
+            return;
+        }
+        leader.retry = None;
+        leader.ready = false;
+        leader.generation += 1;
+        let generation = leader.generation;
+        let opened = Socket::open(&url, move |ev| with_tab(|t| t.on_socket(generation, ev)));
+        match opened {
+            Ok(socket) => leader.socket = Some(socket),
+            Err(_) => self.retry_later(),
+        }
+    }
+
+    fn retry_later(&mut self) {
+        let Some(leader) = self.leader() else { return };
+        let delay = leader.backoff.next_delay(js_sys::Math::random());
+        leader.retry = Some(Timeout::new(delay, || with_tab(Tab::connect)));
+    }
+
+    fn on_socket(&mut self, generation: u32, ev: SocketEvent) {
+        if self.leader().is_none_or(|l| l.generation != generation) {
+            return;
+        }
+        match ev {
+            SocketEvent::Open => {
+                let resume = self.link.as_ref().and_then(|l| l.shared.clone());
+                let hello = Command::Hello {
+                    v: PROTOCOL_VERSION,
+                    resume: resume.map(|s| Resume {
+                        session: s.key,
+                        last_seq: s.last_seq,
+                    }),
+                };
+                let text = serde_json::to_string(&hello).unwrap_or_default();
+                self.write(None, &text);
+            }
+            SocketEvent::Text(text) => {
+                if let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) {
+                    self.on_frame(frame, text);
+                }
+            }
+            SocketEvent::Closed { code } => self.on_closed(code),
+        }
+    }
+
+    fn on_closed(&mut self, code: u16) {
+        let Some(leader) = self.leader() else { return };
+        leader.socket = None;
+        leader.ready = false;
+        match code {
+            close::REPLACED => {
+                // Another tab resumed this session: it leads now.
+                self.step_down(false);
+                return;
+            }
+            close::ELSEWHERE => {
+                leader.parked = true;
+                leader.login_sent = false;
+                return;
+            }
+            _ => {}
+        }
+        if !std::mem::replace(&mut leader.lost, true) {
+            self.announce("connection to the server lost; reconnecting");
+        }
+        self.retry_later();
+    }
+
+    fn on_frame(&mut self, frame: ServerFrame, text: String) {
+        if let Event::Welcome {
+            session, resumed, ..
+        } = &frame.ev
+        {
+            self.on_welcome(session, *resumed, frame.seq);
+            return;
+        }
+        let Some(session) = self.link.as_ref().and_then(|l| l.shared.clone()) else {
+            return;
+        };
+        let re_call = frame
+            .re
+            .is_some_and(|re| self.leader().is_some_and(|l| l.call_ids.contains(&re)));
+        self.post(&Relay::Frame {
+            session: session.key.clone(),
+            frame: text,
+            re_call,
+        });
+        self.deliver(&session.key, &frame, re_call);
+        match frame.ev {
+            Event::LoggedIn { user } => {
+                if let Some(leader) = self.leader() {
+                    leader.logged_in_as = Some(user.id);
+                }
+                self.send_watch(true);
+            }
+            Event::LoggedOut { .. } => {
+                if let Some(leader) = self.leader() {
+                    leader.login_sent = false;
+                    leader.logged_in_as = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_welcome(&mut self, key: &str, resumed: bool, seq: u64) {
+        let Some(link) = &mut self.link else { return };
+        if !resumed || link.shared.as_ref().is_none_or(|s| s.key != key) {
+            link.shared = Some(SessionRef {
+                key: key.to_owned(),
+                last_seq: seq,
+            });
+        }
+        let user = self.tracker.user().map(|u| u.id.clone());
+        let Some(leader) = link.leader.as_mut() else {
+            return;
+        };
+        leader.ready = true;
+        leader.backoff.reset();
+        if resumed {
+            // A resumed session is still logged in as before.
+            leader.logged_in_as = leader.logged_in_as.take().or(user);
+        } else {
+            leader.login_sent = false;
+            leader.logged_in_as = None;
+            leader.sent_watch = None;
+        }
+        if std::mem::take(&mut leader.lost) {
+            self.announce("reconnected to the server");
+        }
+        self.beat();
+        self.maybe_login();
+        let queued: Vec<(String, bool)> = self
+            .leader()
+            .map(|l| l.outbox.drain(..).collect())
+            .unwrap_or_default();
+        for (cmd, call) in queued {
+            self.leader_send(cmd, call);
+        }
+        if resumed {
+            self.send_watch(false);
+        }
+    }
+
+    /// Writes a `ClientFrame` around a command's JSON text.
+    fn write(&mut self, id: Option<u32>, cmd: &str) -> bool {
+        let text = match id {
+            Some(id) => format!("{{\"id\":{id},\"cmd\":{cmd}}}"),
+            None => format!("{{\"cmd\":{cmd}}}"),
+        };
+        self.leader()
+            .and_then(|l| l.socket.as_ref())
+            .is_some_and(|s| s.send(&text))
+    }
+
+    /// Sends a command now, or keeps it until the connection is back.
+    pub fn leader_send(&mut self, cmd: String, call: bool) {
+        let Some(leader) = self.leader() else { return };
+        if !leader.ready {
+            if leader.outbox.len() >= OUTBOX_MAX {
+                self.status("not connected; command dropped");
+            } else {
+                leader.outbox.push_back((cmd, call));
+            }
+            return;
+        }
+        leader.next_id = leader.next_id.wrapping_add(1);
+        let id = leader.next_id;
+        if call {
+            if leader.call_ids.len() == CALL_IDS_MAX {
+                leader.call_ids.pop_front();
+            }
+            leader.call_ids.push_back(id);
+        }
+        self.write(Some(id), &cmd);
+    }
+
+    fn send_command(&mut self, cmd: &Command) {
+        let text = serde_json::to_string(cmd).unwrap_or_default();
+        self.leader_send(text, false);
+    }
+
+    fn maybe_login(&mut self) {
+        let Some(identity) = self.intent.identity.clone() else {
+            return;
+        };
+        let online = self.intent.online;
+        let Some(leader) = self.leader() else { return };
+        let already = leader.logged_in_as.as_ref() == Some(&identity.id);
+        if !online || !leader.ready || leader.login_sent || already {
+            return;
+        }
+        leader.login_sent = true;
+        let auth = match identity.token {
+            Some(token) => Auth::Token(token),
+            None => Auth::Demo {
+                id: identity.id,
+                name: identity.name,
+            },
+        };
+        self.send_command(&Command::Login { auth });
+    }
+
+    /// A login intent reached the leader. `act`: `sv_login`/`sv_logoff` (do it now);
+    /// otherwise `sv_setuserinfo` (use it if nobody is named yet).
+    pub fn apply_intent(&mut self, intent: Intent, act: bool) {
+        if !act {
+            if self.intent.identity.is_none() {
+                self.intent = intent;
+                self.maybe_login();
+            }
+            return;
+        }
+        let switching =
+            self.intent.identity.as_ref().map(|i| &i.id) != intent.identity.as_ref().map(|i| &i.id);
+        self.intent = intent;
+        let online = self.intent.online;
+        let Some(leader) = self.leader() else { return };
+        let logged_in = leader.logged_in_as.is_some();
+        if online {
+            if switching {
+                leader.login_sent = false;
+            }
+            if std::mem::take(&mut leader.parked) {
+                self.connect();
+            }
+            self.maybe_login();
+        } else if logged_in || leader.login_sent {
+            leader.login_sent = false;
+            self.send_command(&Command::Logout);
+        }
+        self.beat();
+    }
+
+    pub fn leader_join(&mut self, tab: TabId, snapshot: bool, intent: Intent, watch: Vec<String>) {
+        if !self.leads() {
+            return;
+        }
+        if snapshot {
+            let msg = Relay::Snapshot {
+                to: tab,
+                session: self.link.as_ref().and_then(|l| l.shared.clone()),
+                events: self
+                    .tracker
+                    .snapshot()
+                    .iter()
+                    .filter_map(|e| serde_json::to_string(e).ok())
+                    .collect(),
+            };
+            self.post(&msg);
+        }
+        self.apply_intent(intent, false);
+        self.leader_watch(tab, watch);
+        self.beat();
+    }
+
+    pub fn leader_watch(&mut self, tab: TabId, users: Vec<String>) {
+        if let Some(leader) = self.leader() {
+            leader.watches.insert(tab, users);
+            self.send_watch(false);
+        }
+    }
+
+    pub fn leader_bye(&mut self, tab: TabId) {
+        if let Some(leader) = self.leader() {
+            leader.watches.remove(&tab);
+            self.send_watch(false);
+        }
+    }
+
+    /// Sends the union of every tab's watch list when it changed (or `force`).
+    fn send_watch(&mut self, force: bool) {
+        let Some(leader) = self.leader() else { return };
+        let logged_in = leader.logged_in_as.is_some();
+        let all: BTreeSet<&String> = leader.watches.values().flatten().collect();
+        let users: Vec<String> = all.into_iter().cloned().collect();
+        if !logged_in || (!force && leader.sent_watch.as_ref() == Some(&users)) {
+            return;
+        }
+        if users.is_empty() && leader.sent_watch.is_none() {
+            return;
+        }
+        leader.sent_watch = Some(users.clone());
+        self.send_command(&Command::Watch { users });
+    }
+}
