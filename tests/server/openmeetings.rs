@@ -305,6 +305,36 @@ async fn the_room_is_closed_deleted_or_kept_after_the_call() {
 }
 
 #[tokio::test]
+async fn a_call_that_ends_while_its_room_is_being_made_still_closes_it() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let mut config = config(&fake);
+    config.timeout = Duration::from_secs(3);
+    let om = provider(config);
+    let room = call("c-midway");
+    let caller = joiner(&room, Role::Caller);
+
+    fake.set_delay(Duration::from_millis(200));
+    let (joined, ()) = tokio::join!(om.join(&caller), async {
+        // Hung up while the click is still logging in.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        om.call_over(&room).await;
+    });
+    assert!(
+        matches!(&joined, Err(RoomError::Refused(m)) if m.contains("over")),
+        "{joined:?}"
+    );
+    let rooms = fake.rooms();
+    assert_eq!(rooms.len(), 1);
+    assert!(rooms[0].closed, "the click closed the room it made");
+    assert!(fake.hashes().len() <= 1);
+
+    // Ending a call twice, or a call already released, asks nothing more of OpenMeetings.
+    let logins = fake.logins().len();
+    om.call_over(&room).await;
+    assert_eq!(fake.logins().len(), logins);
+}
+
+#[tokio::test]
 async fn the_end_of_a_call_nobody_joined_costs_nothing() {
     let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
     let om = provider(config(&fake));

@@ -102,3 +102,58 @@ impl From<OmError> for RoomError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room_error(err: OmError) -> RoomError {
+        RoomError::from(err)
+    }
+
+    #[test]
+    fn maps_each_failure_to_what_join_tells() {
+        let op = Op::Hash;
+        assert!(matches!(
+            room_error(OmError::Timeout {
+                op,
+                limit: Duration::from_secs(1),
+                hint: ""
+            }),
+            RoomError::Unreachable(_)
+        ));
+        assert!(matches!(
+            room_error(OmError::Http {
+                op,
+                status: StatusCode::BAD_GATEWAY
+            }),
+            RoomError::Unreachable(_)
+        ));
+        assert!(matches!(
+            room_error(OmError::Http {
+                op,
+                status: StatusCode::INTERNAL_SERVER_ERROR
+            }),
+            RoomError::Refused(_)
+        ));
+        assert!(matches!(
+            room_error(OmError::NotAllowed { op }),
+            RoomError::Refused(_)
+        ));
+        assert!(matches!(
+            room_error(OmError::Refused { op, message: "error.bad.credentials".into() }),
+            RoomError::Refused(m) if m.contains("error.bad.credentials")
+        ));
+        assert!(matches!(
+            room_error(OmError::Http {
+                op,
+                status: StatusCode::NOT_FOUND
+            }),
+            RoomError::Protocol(_)
+        ));
+        assert!(matches!(
+            room_error(OmError::Redirected { op }),
+            RoomError::Protocol(_)
+        ));
+    }
+}

@@ -2,18 +2,15 @@
 //! single-use secure hash for every click on a participant's link.
 
 mod api;
+mod calls;
 mod config;
 mod error;
 mod wire;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use async_trait::async_trait;
-use switchboard_proto::CallId;
-use tokio::sync::OnceCell;
 
 use self::api::{Api, Sid};
+use self::calls::{CallEntry, Calls};
 use self::error::OmError;
 use self::wire::{ExternalUser, HashOptions, NewRoom};
 use super::{CallRoom, JoinTarget, Joiner, RoomError, RoomProvider};
@@ -28,10 +25,8 @@ const EXTERNAL_TYPE: &str = "switchboard";
 pub struct OpenMeetings {
     api: Api,
     config: OpenMeetingsConfig,
-    /// Room ids by call. A cell per call makes concurrent first clicks of both participants
-    /// wait for one find-or-create instead of racing two; a failed attempt leaves the cell
-    /// empty so the next click tries again.
-    rooms: Mutex<HashMap<CallId, Arc<OnceCell<i64>>>>,
+    /// The rooms of calls in progress, by call id.
+    calls: Calls,
 }
 
 impl OpenMeetings {
@@ -39,26 +34,26 @@ impl OpenMeetings {
         Ok(Self {
             api: Api::new(&config)?,
             config,
-            rooms: Mutex::default(),
+            calls: Calls::default(),
         })
     }
 
     /// Logs in, finds the room and mints a hash; once more with a new session if OpenMeetings
     /// dropped the first one half-way (idle expiry, a restart).
-    async fn mint(&self, joiner: &Joiner) -> Result<String, OmError> {
-        match self.mint_once(joiner).await {
+    async fn mint(&self, joiner: &Joiner, entry: &CallEntry) -> Result<String, OmError> {
+        match self.mint_once(joiner, entry).await {
             Err(err) if err.is_not_allowed() => {
                 tracing::debug!(call = %joiner.room.id, %err, "OpenMeetings session lost; retrying once");
-                self.mint_once(joiner).await
+                self.mint_once(joiner, entry).await
             }
             result => result,
         }
     }
 
-    async fn mint_once(&self, joiner: &Joiner) -> Result<String, OmError> {
+    async fn mint_once(&self, joiner: &Joiner, entry: &CallEntry) -> Result<String, OmError> {
         // A session per hash: using a hash turns its session into the participant's.
         let sid = self.api.login().await?;
-        let room_id = self.room_id(&sid, &joiner.room).await?;
+        let room_id = self.room_id(&sid, &joiner.room, entry).await?;
         let user = joiner.user();
         let person = ExternalUser {
             login: &user.id,
@@ -79,14 +74,7 @@ impl OpenMeetings {
         self.api.hash(&sid, &person, &options).await
     }
 
-    async fn room_id(&self, sid: &Sid, room: &CallRoom) -> Result<i64, OmError> {
-        let cell = self
-            .rooms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(room.id.clone())
-            .or_default()
-            .clone();
+    async fn room_id(&self, sid: &Sid, room: &CallRoom, entry: &CallEntry) -> Result<i64, OmError> {
         let name = format!("Call {}", room.id);
         let new_room = NewRoom {
             name: &name,
@@ -103,13 +91,12 @@ impl OpenMeetings {
             external_id: &room.id.0,
             external_type: EXTERNAL_TYPE,
         };
-        let id = cell
-            .get_or_try_init(|| {
+        entry
+            .room_id(|| {
                 self.api
                     .find_or_create_room(sid, self.config.room_type, &new_room)
             })
-            .await?;
-        Ok(*id)
+            .await
     }
 
     fn link(&self, hash: &str) -> String {
@@ -132,6 +119,44 @@ impl OpenMeetings {
             AfterCall::Keep => Ok(()),
         }
     }
+
+    /// Closes or deletes the room as configured; a failure is only logged (the call is over
+    /// either way, and OpenMeetings may be down).
+    async fn release_logged(&self, room: &CallRoom, entry: &CallEntry) {
+        if self.config.after_call == AfterCall::Keep {
+            return;
+        }
+        let Some(room_id) = entry.take_for_release() else {
+            return;
+        };
+        let limit = self.config.timeout;
+        let attempt = async {
+            match self.release(room_id).await {
+                Err(err) if err.is_not_allowed() => self.release(room_id).await,
+                result => result,
+            }
+        };
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(Ok(())) => {
+                tracing::debug!(
+                    call = %room.id, room_id, after_call = ?self.config.after_call,
+                    "OpenMeetings room released"
+                );
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(
+                    call = %room.id, room_id, %err,
+                    "could not release the OpenMeetings room"
+                );
+            }
+            Err(_) => {
+                tracing::warn!(
+                    call = %room.id, room_id,
+                    "could not release the OpenMeetings room: no answer within {limit:?}"
+                );
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -144,52 +169,37 @@ impl RoomProvider for OpenMeetings {
         // One deadline for the whole exchange (up to four requests), so a slow server costs a
         // waiting browser at most the configured timeout.
         let limit = self.config.timeout;
-        let result = match tokio::time::timeout(limit, self.mint(joiner)).await {
+        let entry = self.calls.entry(&joiner.room.id);
+        let result = match tokio::time::timeout(limit, self.mint(joiner, &entry)).await {
             Ok(result) => result.map_err(RoomError::from),
             Err(_) => Err(RoomError::Unreachable(format!(
                 "OpenMeetings did not answer within {limit:?}"
             ))),
         };
+        if !self.calls.is_current(&joiner.room.id, &entry) {
+            // The call ended while this click was busy, too early for `call_over` to see the
+            // room this click may have made.
+            self.release_logged(&joiner.room, &entry).await;
+            return Err(RoomError::Refused("the call is over".into()));
+        }
         match result {
             Ok(hash) => Ok(JoinTarget::Redirect(self.link(&hash))),
             Err(err) => {
                 // `/join` logs the failure for every provider; this adds who clicked.
-                tracing::debug!(call = %joiner.room.id, role = ?joiner.role, %err, "no OpenMeetings room link");
+                tracing::debug!(
+                    call = %joiner.room.id, role = ?joiner.role, %err,
+                    "no OpenMeetings room link"
+                );
                 Err(err)
             }
         }
     }
 
     async fn call_over(&self, room: &CallRoom) {
-        let cell = self
-            .rooms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&room.id);
-        // Nobody followed a link, so no room was made.
-        let Some(room_id) = cell.and_then(|cell| cell.get().copied()) else {
-            return;
-        };
-        if self.config.after_call == AfterCall::Keep {
-            return;
-        }
-        let limit = self.config.timeout;
-        let attempt = async {
-            match self.release(room_id).await {
-                Err(err) if err.is_not_allowed() => self.release(room_id).await,
-                result => result,
-            }
-        };
-        match tokio::time::timeout(limit, attempt).await {
-            Ok(Ok(())) => {
-                tracing::debug!(call = %room.id, room_id, after_call = ?self.config.after_call, "OpenMeetings room released");
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(call = %room.id, room_id, %err, "could not release the OpenMeetings room");
-            }
-            Err(_) => {
-                tracing::warn!(call = %room.id, room_id, "could not release the OpenMeetings room: no answer within {limit:?}");
-            }
+        // No entry: nobody followed a link, so no room was made. A click still busy making
+        // the room releases it itself when it finds the call gone.
+        if let Some(entry) = self.calls.end(&room.id) {
+            self.release_logged(room, &entry).await;
         }
     }
 }
