@@ -273,6 +273,12 @@ test('the callee may come first, a second window takes over, and a hang-up from 
   const cyRoom = await openRoom(cy.context, answered.link);
   await Promise.all([waitMedia(cyRoom), waitMedia(deeRoom)]);
 
+  await t.test('a reload of the caller renegotiates too', async () => {
+    await deeRoom.evaluate(() => { window.previousPc = window.switchboardRoom.peerConnection(); });
+    await cyRoom.reload();
+    await Promise.all([waitMedia(cyRoom), waitMedia(deeRoom)]);
+  });
+
   let deeSecond;
   await t.test('the newest window of a participant replaces the older one', async () => {
     await cyRoom.evaluate(() => { window.previousPc = window.switchboardRoom.peerConnection(); });

@@ -49,7 +49,11 @@ impl BuiltinRoom {
     /// link opened in another window) replaces the older one, which is told so and closed.
     pub async fn signal(&self, joiner: Joiner, socket: WebSocket) -> SignalOutcome {
         let (sink, stream) = socket.split();
-        session::run(&self.relay, &joiner.room.id, joiner.role, sink, stream).await
+        let (call, role) = (&joiner.room.id, joiner.role);
+        tracing::debug!(%call, ?role, "room page connected");
+        let outcome = session::run(&self.relay, call, role, sink, stream).await;
+        tracing::debug!(%call, ?role, ?outcome, "room page gone");
+        outcome
     }
 
     /// Socket limits for the signalling route: messages of at most [`MAX_MESSAGE_BYTES`] and
@@ -76,5 +80,51 @@ impl RoomProvider for BuiltinRoom {
 
     async fn call_over(&self, room: &CallRoom) {
         self.relay.end(&room.id, tokio::time::Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_proto::{CallId, Role, UserRef};
+
+    use super::*;
+
+    fn room() -> CallRoom {
+        CallRoom {
+            id: CallId("c1".into()),
+            caller: UserRef {
+                id: "ann".into(),
+                name: "Ann".into(),
+            },
+            callee: UserRef {
+                id: "bob".into(),
+                name: "Bob".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn join_serves_the_page_and_call_over_closes_the_room() {
+        let provider = BuiltinRoom::new(vec![]);
+        let joiner = Joiner {
+            room: room(),
+            role: Role::Caller,
+            token: "t1".into(),
+        };
+        let Ok(JoinTarget::Page(html)) = provider.join(&joiner).await else {
+            panic!("the built-in room serves a page");
+        };
+        assert!(html.contains(r#""signal":"/join/t1/signal""#));
+
+        let mut seat = provider.relay.join(&room().id, Role::Callee).unwrap();
+        provider.call_over(&room()).await;
+        let mut heard = Vec::new();
+        while let Ok(out) = seat.rx.try_recv() {
+            heard.push(out);
+        }
+        assert!(heard.contains(&relay::Outgoing::Text(
+            r#"{"type":"ended","reason":"ended"}"#.into()
+        )));
+        assert!(provider.relay.join(&room().id, Role::Caller).is_none());
     }
 }
