@@ -109,7 +109,7 @@ async function callEvent(page, state) {
 async function openRoom(context, link) {
   const page = await context.newPage();
   page.on('console', (msg) => {
-    if (msg.type() === 'error') console.log(`[room console] ${msg.text()}`);
+    if (['error', 'warning'].includes(msg.type())) console.log(`[room console] ${msg.type()}: ${msg.text()}`);
   });
   const response = await page.goto(link);
   assert.equal(response.status(), 200);
