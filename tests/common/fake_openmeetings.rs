@@ -44,9 +44,22 @@ pub struct FakeOptions {
     /// Whether the API account has the SOAP right; without it every room and hash call is
     /// `error.notallowed`.
     pub soap_right: bool,
+    /// OpenMeetings before 6.3 answers a bad session with HTTP 500 and an HTML page instead of
+    /// a `serviceResult` and an `exception` header.
+    pub html_errors: bool,
+    /// OpenMeetings 9 answers a wrong password only after a penalty (6 to 15 s).
+    pub wrong_password_delay: Duration,
 }
 
 impl FakeOptions {
+    /// Like OpenMeetings 6.0 to 6.2, the oldest with find-or-create by external id.
+    pub fn v6() -> Self {
+        Self {
+            html_errors: true,
+            ..Self::v8()
+        }
+    }
+
     /// Like OpenMeetings 8.x.
     pub fn v8() -> Self {
         Self {
@@ -63,6 +76,8 @@ impl FakeOptions {
             password: PASSWORD.into(),
             sid_idle: Duration::from_secs(30 * 60),
             soap_right: true,
+            html_errors: false,
+            wrong_password_delay: Duration::ZERO,
         }
     }
 }
@@ -108,6 +123,11 @@ impl FakeOpenMeetings {
     /// Delays every answer by `delay` (zero: answer at once).
     pub fn set_delay(&self, delay: Duration) {
         self.shared.set_delay(delay);
+    }
+
+    /// Puts a dead reverse proxy in front: every answer is a 502 page (false: answer again).
+    pub fn set_proxy_down(&self, down: bool) {
+        self.shared.set_proxy_down(down);
     }
 
     pub fn set_sid_idle(&self, idle: Duration) {

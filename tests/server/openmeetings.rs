@@ -175,6 +175,19 @@ async fn a_session_lost_half_way_is_replaced() {
 }
 
 #[tokio::test]
+async fn a_session_lost_on_openmeetings_6_is_replaced_too() {
+    // Before 6.3 a bad session is a bare HTTP 500 page, not error.notallowed.
+    let fake = FakeOpenMeetings::start(FakeOptions::v6()).await;
+    let om = provider(config(&fake));
+
+    fake.expire_sids_before_next(FakeCall::FindRoom);
+    let entry = link(&om, &joiner(&call("c-six"), Role::Caller)).await;
+    assert_eq!(follow(&entry).await.0, 200);
+    let good_logins = fake.logins().iter().filter(|l| l.ok).count();
+    assert_eq!(good_logins, 2);
+}
+
+#[tokio::test]
 async fn idle_sessions_expire_but_every_click_logs_in_afresh() {
     let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
     fake.set_sid_idle(Duration::from_millis(300));
@@ -211,6 +224,30 @@ async fn bad_credentials_are_a_clear_error() {
     assert!(message.contains("error.bad.credentials"), "{message}");
     assert!(!message.contains("not-the-password"), "{message}");
     assert!(fake.rooms().is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_password_on_openmeetings_9_may_only_time_out_and_says_why() {
+    let fake = FakeOpenMeetings::start(FakeOptions {
+        wrong_password_delay: Duration::from_secs(3),
+        ..FakeOptions::v9()
+    })
+    .await;
+    let mut config = config(&fake);
+    config.password = "not-the-password".into();
+    config.timeout = Duration::from_millis(500);
+    let om = provider(config);
+
+    let started = Instant::now();
+    let err = om
+        .join(&joiner(&call("c-penalty"), Role::Caller))
+        .await
+        .expect_err("bad credentials");
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert!(
+        matches!(&err, RoomError::Unreachable(m) if m.contains("wrong password")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -252,6 +289,22 @@ async fn a_server_that_is_down_fails_fast_and_a_later_click_works() {
     fake.come_back().await;
     let link = link(&om, &caller).await;
     assert_eq!(follow(&link).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_dead_proxy_in_front_is_unreachable() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let om = provider(config(&fake));
+    let caller = joiner(&call("c-proxy"), Role::Caller);
+
+    fake.set_proxy_down(true);
+    let err = om.join(&caller).await.expect_err("502");
+    assert!(
+        matches!(&err, RoomError::Unreachable(m) if m.contains("502")),
+        "{err:?}"
+    );
+    fake.set_proxy_down(false);
+    link(&om, &caller).await;
 }
 
 #[tokio::test]

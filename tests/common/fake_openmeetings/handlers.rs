@@ -42,11 +42,15 @@ pub fn router(base: &str, shared: Arc<Shared>) -> Router {
     Router::new().nest(base, api)
 }
 
-/// The "slow" mode: every answer waits for the configured delay.
+/// The "slow" mode (every answer waits for the configured delay) and the dead proxy.
 async fn slow(State(shared): Fake, request: Request, next: Next) -> Response {
     let delay = shared.delay();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    if shared.proxy_down() {
+        let page = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+        return (StatusCode::BAD_GATEWAY, page).into_response();
     }
     next.run(request).await
 }
@@ -61,18 +65,22 @@ async fn version(State(shared): Fake) -> Response {
 }
 
 async fn login_by_get(State(shared): Fake, Query(query): Query<Fields>) -> Response {
-    login(&shared, "GET", LoginStyle::GetOnly, &query)
+    login(&shared, "GET", LoginStyle::GetOnly, &query).await
 }
 
 async fn login_by_post(State(shared): Fake, Form(form): Form<Fields>) -> Response {
-    login(&shared, "POST", LoginStyle::PostOnly, &form)
+    login(&shared, "POST", LoginStyle::PostOnly, &form).await
 }
 
-fn login(shared: &Shared, method: &'static str, style: LoginStyle, fields: &Fields) -> Response {
+async fn login(
+    shared: &Shared,
+    method: &'static str,
+    style: LoginStyle,
+    fields: &Fields,
+) -> Response {
     let user = fields.get("user").cloned().unwrap_or_default();
-    let mut db = shared.state();
     if shared.options.login != style {
-        db.logins.push(LoginAttempt {
+        shared.state().logins.push(LoginAttempt {
             method,
             user,
             ok: false,
@@ -80,13 +88,16 @@ fn login(shared: &Shared, method: &'static str, style: LoginStyle, fields: &Fiel
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let ok = user == shared.options.user && fields.get("pass") == Some(&shared.options.password);
-    db.logins.push(LoginAttempt { method, user, ok });
-    if ok {
-        let sid = db.new_session();
-        service("SUCCESS", &sid)
-    } else {
-        service("ERROR", "error.bad.credentials")
+    shared
+        .state()
+        .logins
+        .push(LoginAttempt { method, user, ok });
+    if !ok {
+        tokio::time::sleep(shared.options.wrong_password_delay).await;
+        return service("ERROR", "error.bad.credentials");
     }
+    let sid = shared.state().new_session();
+    service("SUCCESS", &sid)
 }
 
 /// Runs `then` if `query` carries a live SID with API rights, else answers as OpenMeetings
@@ -101,7 +112,11 @@ fn authorised(
     let mut db = shared.state();
     let allowed = db.session(sid, call).is_some_and(|s| !s.taken_over);
     if !allowed || !shared.options.soap_right {
-        return not_allowed();
+        return if shared.options.html_errors {
+            exception("java.lang.NullPointerException")
+        } else {
+            not_allowed()
+        };
     }
     then(&mut db, sid)
 }

@@ -2,6 +2,7 @@
 //! assert on them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,7 @@ pub struct Shared {
     pub options: FakeOptions,
     state: Mutex<State>,
     delay: Mutex<Duration>,
+    proxy_down: AtomicBool,
 }
 
 impl Shared {
@@ -100,6 +102,7 @@ impl Shared {
             options,
             state: Mutex::new(state),
             delay: Mutex::new(Duration::ZERO),
+            proxy_down: AtomicBool::new(false),
         }
     }
 
@@ -113,6 +116,14 @@ impl Shared {
 
     pub fn set_delay(&self, delay: Duration) {
         *self.delay.lock().unwrap_or_else(PoisonError::into_inner) = delay;
+    }
+
+    pub fn proxy_down(&self) -> bool {
+        self.proxy_down.load(Ordering::Relaxed)
+    }
+
+    pub fn set_proxy_down(&self, down: bool) {
+        self.proxy_down.store(down, Ordering::Relaxed);
     }
 }
 

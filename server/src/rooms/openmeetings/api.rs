@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
+use tokio::time::Instant;
 use url::Url;
 
 use super::config::{OpenMeetingsConfig, RoomType};
@@ -15,12 +16,19 @@ use super::wire::{self, ExternalUser, HashOptions, NewRoom, RoomAnswer, ServiceR
 /// Answers bigger than this are not OpenMeetings answers to these calls.
 const MAX_BODY: usize = 256 * 1024;
 
-/// A session id. Hidden from `Debug`: whoever holds it acts as the API account.
-pub struct Sid(String);
+/// A session id, and the deadline of the exchange it was opened for, which every call made
+/// with it honours. The id is hidden from `Debug`: whoever holds it acts as the API account.
+pub struct Sid {
+    id: String,
+    deadline: Instant,
+}
 
 impl fmt::Debug for Sid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Sid(<redacted>)")
+        f.debug_struct("Sid")
+            .field("id", &"<redacted>")
+            .field("deadline", &self.deadline)
+            .finish()
     }
 }
 
@@ -86,21 +94,23 @@ impl Api {
         url
     }
 
-    /// A fresh session. Never reused across hashes: using a hash takes its session over.
-    pub async fn login(&self) -> Result<Sid, OmError> {
+    /// A fresh session for an exchange that must be over by `deadline`. Never reused across
+    /// hashes: using a hash takes its session over.
+    pub async fn login(&self, deadline: Instant) -> Result<Sid, OmError> {
         let by_get = self.login_by_get.load(Ordering::Relaxed);
-        let mut answer = self.login_once(by_get).await?;
+        let mut answer = self.login_once(by_get, deadline).await?;
         if answer.status == StatusCode::METHOD_NOT_ALLOWED {
-            answer = self.login_once(!by_get).await?;
+            answer = self.login_once(!by_get, deadline).await?;
             if answer.status != StatusCode::METHOD_NOT_ALLOWED {
                 self.login_by_get.store(!by_get, Ordering::Relaxed);
             }
         }
         let body = judge(Op::Login, answer)?;
-        service_message(Op::Login, &body).map(Sid)
+        let id = service_message(Op::Login, &body)?;
+        Ok(Sid { id, deadline })
     }
 
-    async fn login_once(&self, by_get: bool) -> Result<Answer, OmError> {
+    async fn login_once(&self, by_get: bool, deadline: Instant) -> Result<Answer, OmError> {
         let url = self.url(&["services", "user", "login"]);
         let credentials = [
             ("user", self.user.as_str()),
@@ -111,7 +121,7 @@ impl Api {
         } else {
             self.http.post(url).form(&credentials)
         };
-        self.send(Op::Login, request).await
+        self.send(Op::Login, request, deadline).await
     }
 
     /// The room for `external_id`, made from `room` if OpenMeetings has none yet, so asking
@@ -133,8 +143,9 @@ impl Api {
         let request = self
             .http
             .get(url)
-            .query(&[("sid", sid.0.as_str()), ("room", room_json.as_str())]);
-        let body = judge(Op::FindRoom, self.send(Op::FindRoom, request).await?)?;
+            .query(&[("sid", sid.id.as_str()), ("room", room_json.as_str())]);
+        let answer = self.send(Op::FindRoom, request, sid.deadline).await?;
+        let body = judge(Op::FindRoom, answer)?;
         let answer: RoomAnswer =
             wire::parse_wrapped(&body, "roomDTO").map_err(|reason| OmError::Malformed {
                 op: Op::FindRoom,
@@ -162,9 +173,9 @@ impl Api {
         let request = self
             .http
             .post(url)
-            .query(&[("sid", sid.0.as_str())])
+            .query(&[("sid", sid.id.as_str())])
             .form(&[("user", user.as_str()), ("options", options.as_str())]);
-        let body = judge(Op::Hash, self.send(Op::Hash, request).await?)?;
+        let body = judge(Op::Hash, self.send(Op::Hash, request, sid.deadline).await?)?;
         service_message(Op::Hash, &body)
     }
 
@@ -185,28 +196,40 @@ impl Api {
         let request = self
             .http
             .request(method, url)
-            .query(&[("sid", sid.0.as_str())]);
-        let body = judge(op, self.send(op, request).await?)?;
+            .query(&[("sid", sid.id.as_str())]);
+        let body = judge(op, self.send(op, request, sid.deadline).await?)?;
         service_message(op, &body).map(drop)
     }
 
-    async fn send(&self, op: Op, request: RequestBuilder) -> Result<Answer, OmError> {
+    /// Sends with what is left of the exchange's time, so a slow server costs at most the
+    /// configured timeout however many calls the exchange makes.
+    async fn send(
+        &self,
+        op: Op,
+        request: RequestBuilder,
+        deadline: Instant,
+    ) -> Result<Answer, OmError> {
+        let timed_out = || OmError::Timeout {
+            op,
+            limit: self.timeout,
+            hint: if op == Op::Login {
+                " (OpenMeetings 9 answers a wrong password only after 6-15 s)"
+            } else {
+                ""
+            },
+        };
         let failed = |source: reqwest::Error| {
             if source.is_timeout() {
-                OmError::Timeout {
-                    op,
-                    limit: self.timeout,
-                    hint: if op == Op::Login {
-                        " (OpenMeetings 9 answers a wrong password only after 6-15 s)"
-                    } else {
-                        ""
-                    },
-                }
+                timed_out()
             } else {
                 OmError::transport(op, source)
             }
         };
-        let mut response = request.send().await.map_err(failed)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        let mut response = request.timeout(left).send().await.map_err(failed)?;
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();
@@ -320,16 +343,14 @@ mod tests {
     #[test]
     fn judges_error_answers() {
         let not_allowed = r#"{"serviceResult":{"message":"error.notallowed","type":"ERROR"}}"#;
-        assert!(
-            judge(Op::Hash, answer(500, Some("error.notallowed"), not_allowed))
-                .unwrap_err()
-                .is_not_allowed()
-        );
-        assert!(
-            judge(Op::Hash, answer(500, None, not_allowed))
-                .unwrap_err()
-                .is_not_allowed()
-        );
+        assert!(matches!(
+            judge(Op::Hash, answer(500, Some("error.notallowed"), not_allowed)),
+            Err(OmError::NotAllowed { .. })
+        ));
+        assert!(matches!(
+            judge(Op::Hash, answer(500, None, not_allowed)),
+            Err(OmError::NotAllowed { .. })
+        ));
         assert!(matches!(
             judge(Op::Hash, answer(500, None, "<html>boom</html>")),
             Err(OmError::Http { .. })

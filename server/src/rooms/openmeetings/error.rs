@@ -69,9 +69,17 @@ impl OmError {
         }
     }
 
-    /// Whether logging in again and repeating the call may help.
-    pub fn is_not_allowed(&self) -> bool {
-        matches!(self, OmError::NotAllowed { .. })
+    /// Whether the session may have been lost, so that logging in again and repeating the call
+    /// may help: `error.notallowed`, or a bare HTTP 500, which is how OpenMeetings before 6.3
+    /// answers a bad session.
+    pub fn may_be_lost_session(&self) -> bool {
+        match self {
+            OmError::NotAllowed { op } => *op != Op::Login,
+            OmError::Http { op, status } => {
+                *op != Op::Login && *status == StatusCode::INTERNAL_SERVER_ERROR
+            }
+            _ => false,
+        }
     }
 }
 
@@ -155,5 +163,33 @@ mod tests {
             room_error(OmError::Redirected { op }),
             RoomError::Protocol(_)
         ));
+    }
+
+    #[test]
+    fn a_bare_500_on_a_session_call_may_be_a_lost_session() {
+        let status = StatusCode::INTERNAL_SERVER_ERROR;
+        assert!(
+            OmError::Http {
+                op: Op::Hash,
+                status
+            }
+            .may_be_lost_session()
+        );
+        assert!(OmError::NotAllowed { op: Op::FindRoom }.may_be_lost_session());
+        assert!(
+            !OmError::Http {
+                op: Op::Login,
+                status
+            }
+            .may_be_lost_session()
+        );
+        let status = StatusCode::NOT_FOUND;
+        assert!(
+            !OmError::Http {
+                op: Op::Hash,
+                status
+            }
+            .may_be_lost_session()
+        );
     }
 }

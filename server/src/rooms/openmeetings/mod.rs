@@ -8,6 +8,7 @@ mod error;
 mod wire;
 
 use async_trait::async_trait;
+use tokio::time::Instant;
 
 use self::api::{Api, Sid};
 use self::calls::{CallEntry, Calls};
@@ -40,19 +41,29 @@ impl OpenMeetings {
 
     /// Logs in, finds the room and mints a hash; once more with a new session if OpenMeetings
     /// dropped the first one half-way (idle expiry, a restart).
-    async fn mint(&self, joiner: &Joiner, entry: &CallEntry) -> Result<String, OmError> {
-        match self.mint_once(joiner, entry).await {
-            Err(err) if err.is_not_allowed() => {
+    async fn mint(
+        &self,
+        joiner: &Joiner,
+        entry: &CallEntry,
+        deadline: Instant,
+    ) -> Result<String, OmError> {
+        match self.mint_once(joiner, entry, deadline).await {
+            Err(err) if err.may_be_lost_session() => {
                 tracing::debug!(call = %joiner.room.id, %err, "OpenMeetings session lost; retrying once");
-                self.mint_once(joiner, entry).await
+                self.mint_once(joiner, entry, deadline).await
             }
             result => result,
         }
     }
 
-    async fn mint_once(&self, joiner: &Joiner, entry: &CallEntry) -> Result<String, OmError> {
+    async fn mint_once(
+        &self,
+        joiner: &Joiner,
+        entry: &CallEntry,
+        deadline: Instant,
+    ) -> Result<String, OmError> {
         // A session per hash: using a hash turns its session into the participant's.
-        let sid = self.api.login().await?;
+        let sid = self.api.login(deadline).await?;
         let room_id = self.room_id(&sid, &joiner.room, entry).await?;
         let user = joiner.user();
         let person = ExternalUser {
@@ -111,8 +122,8 @@ impl OpenMeetings {
         url.into()
     }
 
-    async fn release(&self, room_id: i64) -> Result<(), OmError> {
-        let sid = self.api.login().await?;
+    async fn release(&self, room_id: i64, deadline: Instant) -> Result<(), OmError> {
+        let sid = self.api.login(deadline).await?;
         match self.config.after_call {
             AfterCall::Close => self.api.close_room(&sid, room_id).await,
             AfterCall::Delete => self.api.delete_room(&sid, room_id).await,
@@ -129,32 +140,20 @@ impl OpenMeetings {
         let Some(room_id) = entry.take_for_release() else {
             return;
         };
-        let limit = self.config.timeout;
-        let attempt = async {
-            match self.release(room_id).await {
-                Err(err) if err.is_not_allowed() => self.release(room_id).await,
-                result => result,
-            }
+        let deadline = Instant::now() + self.config.timeout;
+        let result = match self.release(room_id, deadline).await {
+            Err(err) if err.may_be_lost_session() => self.release(room_id, deadline).await,
+            result => result,
         };
-        match tokio::time::timeout(limit, attempt).await {
-            Ok(Ok(())) => {
-                tracing::debug!(
-                    call = %room.id, room_id, after_call = ?self.config.after_call,
-                    "OpenMeetings room released"
-                );
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(
-                    call = %room.id, room_id, %err,
-                    "could not release the OpenMeetings room"
-                );
-            }
-            Err(_) => {
-                tracing::warn!(
-                    call = %room.id, room_id,
-                    "could not release the OpenMeetings room: no answer within {limit:?}"
-                );
-            }
+        match result {
+            Ok(()) => tracing::debug!(
+                call = %room.id, room_id, after_call = ?self.config.after_call,
+                "OpenMeetings room released"
+            ),
+            Err(err) => tracing::warn!(
+                call = %room.id, room_id, %err,
+                "could not release the OpenMeetings room"
+            ),
         }
     }
 }
@@ -166,16 +165,14 @@ impl RoomProvider for OpenMeetings {
     }
 
     async fn join(&self, joiner: &Joiner) -> Result<JoinTarget, RoomError> {
-        // One deadline for the whole exchange (up to four requests), so a slow server costs a
+        // One deadline for the whole exchange (up to six requests), so a slow server costs a
         // waiting browser at most the configured timeout.
-        let limit = self.config.timeout;
+        let deadline = Instant::now() + self.config.timeout;
         let entry = self.calls.entry(&joiner.room.id);
-        let result = match tokio::time::timeout(limit, self.mint(joiner, &entry)).await {
-            Ok(result) => result.map_err(RoomError::from),
-            Err(_) => Err(RoomError::Unreachable(format!(
-                "OpenMeetings did not answer within {limit:?}"
-            ))),
-        };
+        let result = self
+            .mint(joiner, &entry, deadline)
+            .await
+            .map_err(RoomError::from);
         if !self.calls.is_current(&joiner.room.id, &entry) {
             // The call ended while this click was busy, too early for `call_over` to see the
             // room this click may have made.
