@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::{Path, State, WebSocketUpgrade, ws::WebSocket},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -100,18 +100,33 @@ async fn websocket(
         .on_upgrade(move |socket: WebSocket| session::serve(socket, state.session))
 }
 
-async fn join(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+async fn join(
+    State(state): State<AppState>,
+    method: Method,
+    Path(token): Path<String>,
+) -> Response {
     let hub = &state.session.hub;
-    let Some(joiner) = hub.link(token.clone(), LinkAction::Join).await else {
+    // A HEAD asks whether the link still works (a room page checking before it reconnects, a
+    // link preview): it must not answer the call.
+    let head = method == Method::HEAD;
+    let action = if head {
+        LinkAction::Peek
+    } else {
+        LinkAction::Join
+    };
+    let Some(joiner) = hub.link(token.clone(), action).await else {
         return page(
             StatusCode::NOT_FOUND,
             "No such call",
             "This link is not valid, or its call has ended.",
         );
     };
+    if head {
+        return personal(StatusCode::OK.into_response());
+    }
     match state.rooms.join(&joiner).await {
-        Ok(JoinTarget::Redirect(url)) => Redirect::to(&url).into_response(),
-        Ok(JoinTarget::Page(html)) => Html(html).into_response(),
+        Ok(JoinTarget::Redirect(url)) => personal(Redirect::to(&url).into_response()),
+        Ok(JoinTarget::Page(html)) => personal(Html(html).into_response()),
         Err(e) => {
             tracing::warn!(provider = state.rooms.name(), call = %joiner.room.id, error = %e, "no room");
             hub.link(token, LinkAction::RoomFailed(e.to_string())).await;
@@ -128,23 +143,41 @@ async fn join(State(state): State<AppState>, Path(token): Path<String>) -> Respo
 
 async fn signal(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(token): Path<String>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Some(builtin) = state.builtin.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    // The room page is served by this server, so only its own origin may signal.
+    if !origin_allowed(&headers, &[]) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
     let hub = state.session.hub.clone();
     let Some(joiner) = hub.link(token.clone(), LinkAction::Join).await else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    upgrade
-        .max_message_size(TRANSPORT_MESSAGE_LIMIT)
-        .on_upgrade(move |socket| async move {
-            if let SignalOutcome::HungUp = builtin.signal(joiner, socket).await {
-                hub.link(token, LinkAction::Hangup).await;
-            }
-        })
+    BuiltinRoom::limit_upgrade(upgrade).on_upgrade(move |socket| async move {
+        if let SignalOutcome::HungUp = builtin.signal(joiner, socket).await {
+            hub.link(token, LinkAction::Hangup).await;
+        }
+    })
+}
+
+/// A personal answer: never cached, never framed by another site, never leaking its address.
+fn personal(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    response
 }
 
 /// A small HTML page; the texts are escaped, whatever they hold.

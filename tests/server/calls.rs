@@ -227,6 +227,11 @@ async fn following_the_callee_link_answers_a_ringing_call() {
     let mut bob = server.user("bob").await;
     let call = ann.call("bob").await.id;
     let link = bob.call_in(CallState::Ringing).await.link.unwrap();
+    // Asking whether the link works (HEAD, as a link preview would) answers nothing.
+    let head = http().head(&link).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["cache-control"], "no-store");
+    ann.silent_for(Duration::from_millis(100)).await;
     let response = http().get(&link).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let answered = ann.call_in(CallState::Answered).await;

@@ -366,7 +366,7 @@ impl State {
                 self.transition(&id, Input::Answer { by: participant }, None)
                     .ok()?;
             }
-            (LinkAction::Join, _, _) => {}
+            (LinkAction::Join | LinkAction::Peek, _, _) => {}
             (LinkAction::Hangup, _, _) => {
                 self.transition(&id, Input::Hangup { by: participant }, None)
                     .ok()?;

@@ -69,6 +69,8 @@ pub enum Request {
 pub enum LinkAction {
     /// The participant follows the link (a callee's link answers a ringing call).
     Join,
+    /// Only ask whether the link works; change nothing.
+    Peek,
     /// The participant hung up from the room page.
     Hangup,
     /// The conferencing server failed for this participant; tell their tabs and note it.
