@@ -289,3 +289,31 @@ async fn a_reader_that_does_not_keep_up_is_cut_off() {
         "the slow user is still online within the grace period"
     );
 }
+
+#[tokio::test]
+async fn a_silent_peer_is_found_dead_and_dropped() {
+    let server = TestServer::start_with(|s| {
+        s.ping_interval = Duration::from_millis(100);
+        s.idle_timeout = Duration::from_millis(350);
+    })
+    .await;
+    let mut alive = server.user("alive").await;
+    // This client never reads again, so it never answers the server's pings.
+    let _silent = server.user("silent").await;
+    let mut seen_alone = false;
+    for _ in 0..40 {
+        // Reading lets the live client answer its pings.
+        alive.silent_for(Duration::from_millis(50)).await;
+        if server.metric("switchboard_connections").await == 1.0 {
+            seen_alone = true;
+            break;
+        }
+    }
+    assert!(seen_alone, "the silent connection was never dropped");
+    alive
+        .send(Command::Watch {
+            users: vec!["silent".into()],
+        })
+        .await;
+    alive.presence().await;
+}
