@@ -42,8 +42,12 @@ export function sitePage(scriptSrc, { server, who, watch } = {}) {
 <script>
   ${setAddress}
   window.calls = [];
+  window.stamps = [];
   ${JSON.stringify(CALLBACKS)}.forEach(function (name) {
-    window[name] = function () { calls.push([name].concat(Array.prototype.slice.call(arguments))); };
+    window[name] = function () {
+      calls.push([name].concat(Array.prototype.slice.call(arguments)));
+      stamps.push(Date.now());
+    };
   });
   var p = new URLSearchParams(location.search);
   var given = ${given};
@@ -170,6 +174,14 @@ export async function waitCount(page, name, n, match = () => true, timeout = 10_
     await sleep(50);
   }
   throw new Error(`${name} called ${seen} times, not ${n}, within ${timeout} ms`);
+}
+
+/** Whether this tab leads now (its last my_masterstatuschanged said true). */
+export async function leads(page) {
+  return page.evaluate(() => {
+    const m = calls.filter((c) => c[0] === 'my_masterstatuschanged');
+    return m.length > 0 && m[m.length - 1][1] === true;
+  });
 }
 
 /** A user is online once its page saw my_onstatuschange(true). */

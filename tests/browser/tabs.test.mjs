@@ -1,0 +1,131 @@
+// Several tabs of one browser share one connection: one leader, every callback in every tab
+// once, and a fast hand-over when the leading tab goes away, also during a ringing call.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  countCalls, launch, leads, online, openTab, showSite, sleep, startServer, waitCall,
+} from './harness.mjs';
+
+let server;
+let browser;
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Polls a metric until it equals `want` (the server updates gauges as sockets come and go). */
+async function metricBecomes(name, want, timeout = 5000) {
+  const deadline = Date.now() + timeout;
+  let value;
+  while (Date.now() < deadline) {
+    value = await server.metric(name);
+    if (value === want) return value;
+    await sleep(100);
+  }
+  return value;
+}
+
+async function leaderOf(pages) {
+  const flags = await Promise.all(pages.map(leads));
+  return flags.flatMap((f, i) => (f ? [i] : []));
+}
+
+test('three tabs: one socket, one leader, every tab hears each callback once', async () => {
+  const carol = { id: 'carol', name: 'Carol' };
+  const context = await browser.newContext();
+  const tabs = [];
+  for (let i = 0; i < 3; i += 1) tabs.push(await openTab(context, server.base, carol));
+  await Promise.all(tabs.map(online));
+  const dave = await openTab(await browser.newContext(), server.base, { id: 'dave', name: 'Dave' });
+  await online(dave);
+
+  // carol's three tabs and dave's one: two browsers, two sockets.
+  assert.equal(await metricBecomes('switchboard_connections', 2), 2);
+  assert.deepEqual((await leaderOf(tabs)).length, 1, 'exactly one tab leads');
+
+  await dave.evaluate(() => sv_makecall('carol'));
+  for (const tab of tabs) await waitCall(tab, 'my_onincomingcall', ([name]) => name === 'Dave');
+  // A follower answers, through the leader.
+  const follower = tabs[(await leaderOf(tabs))[0] === 0 ? 1 : 0];
+  await follower.evaluate(() => sv_answercall());
+  await waitCall(dave, 'my_oncallanswered', ([name]) => name === 'Carol');
+  await sleep(500);
+  for (const tab of tabs) {
+    assert.equal(await countCalls(tab, 'my_onincomingcall'), 1);
+    assert.equal(await countCalls(tab, 'my_onstatuschange'), 1);
+    const answered = (await tab.evaluate(() => calls))
+      .filter((c) => c[0] === 'my_onstatusmessage' && /answered/.test(c[1]));
+    assert.equal(answered.length, 1, 'the answer reaches every tab once');
+  }
+  assert.equal(await countCalls(dave, 'my_oncallanswered'), 1);
+  assert.equal(await server.metric('switchboard_connections'), 2);
+  assert.equal((await leaderOf(tabs)).length, 1);
+  await context.close();
+  await dave.context().close();
+});
+
+test('the leading tab closes while a call rings: another leads within 1 s and answers', async () => {
+  const erin = { id: 'erin', name: 'Erin' };
+  const context = await browser.newContext();
+  const tabs = [];
+  for (let i = 0; i < 3; i += 1) tabs.push(await openTab(context, server.base, erin));
+  await Promise.all(tabs.map(online));
+  const frank = await openTab(await browser.newContext(), server.base, { id: 'frank', name: 'Frank' });
+  await online(frank);
+  await frank.evaluate(() => sv_makecall('erin'));
+  for (const tab of tabs) await waitCall(tab, 'my_onincomingcall');
+
+  const [leaderIndex] = await leaderOf(tabs);
+  const closedAt = Date.now();
+  await tabs[leaderIndex].close();
+  const rest = tabs.filter((_, i) => i !== leaderIndex);
+  let took;
+  for (let waited = 0; waited < 3000 && took === undefined; waited += 20) {
+    for (const tab of rest) {
+      const stamp = await tab.evaluate(() => {
+        const i = calls.findIndex((c) => c[0] === 'my_masterstatuschanged' && c[1] === true);
+        return i < 0 ? null : stamps[i];
+      });
+      if (stamp !== null) took = stamp - closedAt;
+    }
+    await sleep(20);
+  }
+  assert.ok(took !== undefined && took <= 1000, `a new leader after ${took} ms`);
+  assert.equal((await leaderOf(rest)).length, 1);
+
+  await rest[0].evaluate(() => sv_answercall());
+  await waitCall(frank, 'my_oncallanswered', ([name]) => name === 'Erin');
+  // The hand-over did not ring the call again in the remaining tabs.
+  for (const tab of rest) assert.equal(await countCalls(tab, 'my_onincomingcall'), 1);
+  assert.equal(await metricBecomes('switchboard_connections', 2), 2);
+  await context.close();
+  await frank.context().close();
+});
+
+test('reload while ringing: the caller never sees the callee go offline; answered after', async () => {
+  const gina = { id: 'gina', name: 'Gina' };
+  const hank = { id: 'hank', name: 'Hank' };
+  const ginaTab = await openTab(await browser.newContext(), server.base, gina);
+  await online(ginaTab);
+  const hankTab = await openTab(await browser.newContext(), server.base, hank, { watch: 'gina' });
+  await online(hankTab);
+  await waitCall(hankTab, 'my_onpresence', ([id, , on]) => id === 'gina' && on === true);
+
+  await hankTab.evaluate(() => sv_makecall('gina'));
+  await waitCall(ginaTab, 'my_onincomingcall');
+  await showSite(ginaTab, server.base, gina); // the reload
+  const [caller] = await waitCall(ginaTab, 'my_onincomingcall');
+  assert.equal(caller, 'Hank');
+  await ginaTab.evaluate(() => sv_answercall());
+  await waitCall(hankTab, 'my_oncallanswered', ([name]) => name === 'Gina');
+  await sleep(2500); // past the presence grace period
+  assert.equal(await countCalls(hankTab, 'my_onpresence', ([id, , on]) => id === 'gina' && !on), 0);
+  assert.equal(await countCalls(hankTab, 'my_onmakecall', ([ok]) => ok === false), 0);
+  await ginaTab.context().close();
+  await hankTab.context().close();
+});
