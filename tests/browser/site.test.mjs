@@ -1,0 +1,109 @@
+// The page contract as site owners use it: a 2010-style page on another origin, and display
+// names that carry markup.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import {
+  countCalls, freePort, launch, online, openTab, sitePage, sleep, startServer, waitCall,
+} from './harness.mjs';
+
+let server;
+let browser;
+let site;
+let siteOrigin;
+before(async () => {
+  // The "web site": a plain static server on its own port, so its pages are cross-origin.
+  const port = await freePort();
+  siteOrigin = `http://127.0.0.1:${port}`;
+  server = await startServer(['--allowed-origins', siteOrigin]);
+  site = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(sitePage(`${server.base}/client/switchboard.js`, { server: server.base }));
+  });
+  await new Promise((resolve) => site.listen(port, '127.0.0.1', resolve));
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await new Promise((resolve) => (site ? site.close(resolve) : resolve()));
+  await server?.stop();
+});
+
+async function sitePageFor(who) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  const q = new URLSearchParams({ id: who.id, name: who.name });
+  await page.goto(`${siteOrigin}/forum/page.php?${q}`);
+  return page;
+}
+
+test('a 2010 page on another origin works unchanged', async () => {
+  const ivy = await sitePageFor({ id: 'ivy', name: 'Ivy' });
+  const jack = await sitePageFor({ id: 'jack', name: 'Jack' });
+  await online(ivy);
+  await online(jack);
+  await ivy.evaluate(() => sv_makecall('jack'));
+  await waitCall(ivy, 'my_onmakecall', ([ok]) => ok === true);
+  const [caller, link] = await waitCall(jack, 'my_onincomingcall');
+  assert.equal(caller, 'Ivy');
+  assert.ok(link.startsWith(server.base), link);
+  await jack.evaluate(() => sv_answercall());
+  const [callee] = await waitCall(ivy, 'my_oncallanswered');
+  assert.equal(callee, 'Jack');
+  await ivy.context().close();
+  await jack.context().close();
+});
+
+test('the client files are served to other origins (CORS)', async () => {
+  for (const file of ['switchboard.js', 'pkg/switchboard_client.js', 'pkg/switchboard_client_bg.wasm']) {
+    const res = await fetch(`${server.base}/client/${file}`, { headers: { origin: siteOrigin } });
+    assert.equal(res.status, 200, file);
+    assert.equal(res.headers.get('access-control-allow-origin'), '*', file);
+  }
+});
+
+test('a display name with markup shows as text in the demo, and nothing runs', async () => {
+  const evil = { id: 'mallory', name: '<img src=x onerror=window.__pwned=1>' };
+  const victimContext = await browser.newContext();
+  const victim = await victimContext.newPage();
+  await victim.goto(`${server.base}/user.html?id=victim&name=Victim&watch=mallory`);
+  const attackerContext = await browser.newContext();
+  const attacker = await attackerContext.newPage();
+  await attacker.goto(`${server.base}/user.html?${new URLSearchParams({ id: evil.id, name: evil.name })}`);
+
+  await attacker.waitForFunction(() => document.getElementById('online').textContent === 'online');
+  await victim.waitForFunction(() => document.getElementById('online').textContent === 'online');
+  assert.equal(await attacker.textContent('#me'), evil.name);
+
+  await attacker.fill('#callee', 'victim');
+  await attacker.click('#callform button[type=submit]');
+  await victim.waitForSelector('#incoming:not([hidden])');
+  assert.equal(await victim.textContent('#caller'), evil.name);
+  await victim.waitForFunction(() => document.querySelector('#users .who'));
+  assert.equal(await victim.textContent('#users .who'), `${evil.name} (mallory)`);
+  await sleep(300);
+  for (const page of [victim, attacker]) {
+    assert.equal(await page.locator('img').count(), 0, 'no element was made from the name');
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  }
+  await victimContext.close();
+  await attackerContext.close();
+});
+
+test('a page from an origin that is not allowed cannot connect', async () => {
+  const other = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(sitePage(`${server.base}/client/switchboard.js`, { server: server.base }));
+  });
+  const port = await freePort();
+  await new Promise((resolve) => other.listen(port, '127.0.0.1', resolve));
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`http://127.0.0.1:${port}/?id=eve&name=Eve`);
+  await sleep(1500);
+  assert.equal(await countCalls(page, 'my_onstatuschange', ([on]) => on === true), 0);
+  await context.close();
+  await new Promise((resolve) => other.close(resolve));
+});
