@@ -34,12 +34,10 @@ impl fmt::Display for Op {
 /// OpenMeetings before 9.0, and every other URL holds a session id.
 #[derive(Debug, thiserror::Error)]
 pub enum OmError {
-    #[error("{op}: {source}")]
-    Transport {
-        op: Op,
-        #[source]
-        source: reqwest::Error,
-    },
+    /// No connection, or it broke: `detail` is the whole cause chain (reqwest's own message
+    /// is only "error sending request").
+    #[error("{op}: {detail}")]
+    Transport { op: Op, detail: String },
     #[error("{op}: no answer within {limit:?}{hint}")]
     Timeout {
         op: Op,
@@ -63,10 +61,15 @@ pub enum OmError {
 
 impl OmError {
     pub fn transport(op: Op, source: reqwest::Error) -> Self {
-        OmError::Transport {
-            op,
-            source: source.without_url(),
+        let source = source.without_url();
+        let mut detail = source.to_string();
+        let mut cause = std::error::Error::source(&source);
+        while let Some(err) = cause {
+            detail.push_str(": ");
+            detail.push_str(&err.to_string());
+            cause = err.source();
         }
+        OmError::Transport { op, detail }
     }
 
     /// Whether the session may have been lost, so that logging in again and repeating the call

@@ -49,7 +49,10 @@ impl OpenMeetings {
     ) -> Result<String, OmError> {
         match self.mint_once(joiner, entry, deadline).await {
             Err(err) if err.may_be_lost_session() => {
-                tracing::debug!(call = %joiner.room.id, %err, "OpenMeetings session lost; retrying once");
+                tracing::debug!(
+                    call = %joiner.room.id, %err,
+                    "OpenMeetings session lost; retrying once"
+                );
                 self.mint_once(joiner, entry, deadline).await
             }
             result => result,
@@ -165,8 +168,8 @@ impl RoomProvider for OpenMeetings {
     }
 
     async fn join(&self, joiner: &Joiner) -> Result<JoinTarget, RoomError> {
-        // One deadline for the whole exchange (up to six requests), so a slow server costs a
-        // waiting browser at most the configured timeout.
+        // One deadline for the whole exchange (logins, room, hash, a retry), so a slow server
+        // costs a waiting browser at most the configured timeout.
         let deadline = Instant::now() + self.config.timeout;
         let entry = self.calls.entry(&joiner.room.id);
         let result = self
