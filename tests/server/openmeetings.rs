@@ -577,3 +577,52 @@ async fn a_join_while_openmeetings_is_down_says_so_and_a_later_click_works() {
     assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
     assert!(target.is_some_and(|t| hash_in(&t).is_some()));
 }
+
+/// Collects everything logged, at every level, by every crate.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut all) = self.0.lock() {
+            all.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_password_never_reaches_the_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // OpenMeetings 8 takes the password in the URL: the riskiest case.
+    let fake = FakeOpenMeetings::start(FakeOptions::v8()).await;
+    let mut config = config(&fake);
+    config.timeout = Duration::from_millis(300);
+    tracing::info!(?config, "configured");
+    let om = provider(config);
+    let room = call("c-logs");
+    link(&om, &joiner(&room, Role::Caller)).await;
+    fake.set_delay(Duration::from_secs(1));
+    let _ = om.join(&joiner(&room, Role::Callee)).await;
+    om.call_over(&room).await;
+    fake.set_delay(Duration::ZERO);
+    fake.go_down().await;
+    let _ = om.join(&joiner(&room, Role::Callee)).await;
+
+    let logs = String::from_utf8_lossy(&captured.0.lock().expect("logs")).into_owned();
+    assert!(logs.contains("configured"), "the capture works");
+    let encoded: String = url::form_urlencoded::byte_serialize(PASSWORD.as_bytes()).collect();
+    assert!(!logs.contains(PASSWORD), "{logs}");
+    assert!(!logs.contains(&encoded), "{logs}");
+}
