@@ -41,3 +41,25 @@ impl Drop for Channel {
         self.bc.close();
     }
 }
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    async fn tabs_hear_each_other_but_not_themselves() {
+        let heard: Rc<RefCell<Vec<Relay>>> = Rc::default();
+        let (a_heard, b_heard) = (heard.clone(), Rc::new(RefCell::new(vec![])));
+        let b_log = b_heard.clone();
+        let a = Channel::open("sb-test-channel", move |m| a_heard.borrow_mut().push(m)).unwrap();
+        let b = Channel::open("sb-test-channel", move |m| b_log.borrow_mut().push(m)).unwrap();
+        a.post(&Relay::Ping { tab: 1 });
+        b.post(&Relay::Bye { tab: 2 });
+        gloo_timers::future::TimeoutFuture::new(50).await;
+        assert_eq!(*heard.borrow(), [Relay::Bye { tab: 2 }]);
+        assert_eq!(*b_heard.borrow(), [Relay::Ping { tab: 1 }]);
+    }
+}

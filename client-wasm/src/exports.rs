@@ -146,3 +146,61 @@ pub fn sv_ismaster() -> bool {
     with_tab(|t| leads = t.leads());
     leads
 }
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn eval(js: &str) -> JsValue {
+        js_sys::eval(js).unwrap()
+    }
+
+    fn record() {
+        eval(
+            "window.__rec = []; ['my_onmakecall','my_onstatusmessage','my_onincomingcall']\
+             .forEach(n => window[n] = (...a) => __rec.push([n, ...a]));",
+        );
+    }
+
+    fn recorded() -> String {
+        eval("JSON.stringify(__rec)").as_string().unwrap()
+    }
+
+    #[wasm_bindgen_test]
+    fn commands_without_a_server_explain_themselves() {
+        record();
+        sv_makecall(JsValue::from_str("bob"));
+        sv_answercall();
+        sv_setomlink(JsValue::from_str("http://om/flash.swf"));
+        assert_eq!(
+            recorded(),
+            r#"[["my_onmakecall",false],["my_onstatusmessage","no server address set (sv_setserveraddress)"],["my_onstatusmessage","there is no incoming call to answer"],["my_onstatusmessage","sv_setomlink is no longer needed; ignored"]]"#
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn bad_identities_are_refused_with_a_reason() {
+        record();
+        sv_setuserinfo(
+            JsValue::from_str("a b"),
+            JsValue::from_str("A"),
+            JsValue::UNDEFINED,
+        );
+        sv_login(
+            JsValue::from_f64(17.0),
+            JsValue::from_str(""),
+            JsValue::NULL,
+        );
+        let seen = recorded();
+        assert!(seen.contains("not a valid user id: a b"), "{seen}");
+        assert!(seen.contains("not a valid display name"), "{seen}");
+    }
+
+    #[wasm_bindgen_test]
+    fn numbers_are_ids_too() {
+        assert_eq!(text(&JsValue::from_f64(17.0)).as_deref(), Some("17"));
+        assert_eq!(text(&JsValue::from_str(" ann ")).as_deref(), Some("ann"));
+        assert_eq!(text(&JsValue::UNDEFINED), None);
+    }
+}
