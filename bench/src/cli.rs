@@ -1,0 +1,116 @@
+//! Command-line flags: what to drive, how hard, and how often to repeat each run.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchboard-bench",
+    version,
+    about = "Drives a Switchboard server over real WebSockets and prints what it measured"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct Common {
+    /// Drive the server already running at this URL (ws://IP:PORT/ws) instead of starting one
+    /// per run.
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// With --url: the server's process id, to read its memory.
+    #[arg(long, global = true)]
+    pub server_pid: Option<u32>,
+    /// The server binary to start [default: `switchboard` next to this tool].
+    #[arg(long, global = true)]
+    pub server_bin: Option<PathBuf>,
+    /// Sign identities with this HS256 secret (and start the server with it) instead of
+    /// logging in with demo identities.
+    #[arg(long, global = true)]
+    pub jwt_secret: Option<String>,
+    /// An extra server setting for servers this tool starts, e.g. SWITCHBOARD_SEND_QUEUE=128.
+    #[arg(long = "server-env", global = true, value_parser = key_value)]
+    pub server_env: Vec<(String, String)>,
+    /// Worker processes holding the sessions (each holds at most ~19,000: one socket is one
+    /// open file).
+    #[arg(long, global = true, default_value_t = 2)]
+    pub workers: usize,
+    /// Loopback source addresses to spread connections over: 127.0.0.2 onwards.
+    #[arg(long, global = true, default_value_t = 8)]
+    pub sources: u8,
+    /// WebSocket handshakes in flight at once, per worker.
+    #[arg(long, global = true, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Times each measurement is repeated (a fresh server each time); medians are printed.
+    #[arg(long, global = true, default_value_t = 3)]
+    pub runs: usize,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text}: expected KEY=VALUE"))?;
+    Ok((key.to_string(), value.to_string()))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// Sessions log in and stay: connect rate and server memory per session.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Seconds to hold the sessions before reading the server's memory.
+        #[arg(long, default_value_t = 3.0)]
+        hold: f64,
+    },
+    /// Calls between random online users: ring and answer latency, achieved rate.
+    Calls {
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Calls per second (all workers together).
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Seconds of calling per measurement.
+        #[arg(long, default_value_t = 10.0)]
+        secs: f64,
+        /// Raise the rate step by step and report the highest whose ring p99 stays in bounds.
+        #[arg(long)]
+        ramp: bool,
+        /// Each ramp step multiplies the rate by this.
+        #[arg(long, default_value_t = 1.25)]
+        ramp_factor: f64,
+        /// The ring p99 a ramp step must stay within, in milliseconds.
+        #[arg(long, default_value_t = 10.0)]
+        p99_ms: f64,
+    },
+    /// Users go off and online while others watch them: deliveries per second and latency.
+    Presence {
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Watchers per user.
+        #[arg(long, default_value_t = 20)]
+        watchers: usize,
+        /// Presence changes per second (all workers together).
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        secs: f64,
+    },
+    /// The server is killed (SIGKILL) and restarted on the same database under connected
+    /// sessions: time until all are back, and whether any call was lost.
+    Storm {
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Calls left ringing across the kill.
+        #[arg(long, default_value_t = 100)]
+        ringing: usize,
+    },
+    /// Internal: one worker process (driven over stdin/stdout by the others).
+    #[command(hide = true)]
+    Worker,
+}

@@ -1,0 +1,69 @@
+//! `switchboard-bench`: a load tool for the Switchboard server. The process the user starts
+//! coordinates; the sessions live in worker processes (this same binary, `worker`), so no one
+//! process runs out of file descriptors and the measuring clients use both cores.
+
+mod cli;
+mod identity;
+mod machine;
+mod net;
+mod pool;
+mod scenario;
+mod server;
+mod stats;
+mod target;
+mod wire;
+mod worker;
+
+use clap::Parser;
+use cli::{Cli, Scenario};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Scenario::Worker = cli.scenario {
+        return worker::main();
+    }
+    machine::raise_nofile();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let common = &cli.common;
+    let ok = runtime.block_on(async {
+        match cli.scenario {
+            Scenario::Idle { sessions, hold } => scenario::idle::run(common, sessions, hold).await,
+            Scenario::Calls {
+                sessions,
+                rate,
+                secs,
+                ramp,
+                ramp_factor,
+                p99_ms,
+            } => {
+                let options = scenario::calls::Options {
+                    sessions,
+                    rate,
+                    secs,
+                    ramp,
+                    ramp_factor,
+                    p99_ms,
+                };
+                scenario::calls::run(common, &options).await
+            }
+            Scenario::Presence {
+                sessions,
+                watchers,
+                rate,
+                secs,
+            } => scenario::presence::run(common, sessions, watchers, rate, secs).await,
+            Scenario::Storm { sessions, ringing } => {
+                scenario::storm::run(common, sessions, ringing).await
+            }
+            Scenario::Worker => Ok(true),
+        }
+    })?;
+    if !ok {
+        println!("RESULT: FAILED (see above)");
+        std::process::exit(1);
+    }
+    println!("RESULT: OK");
+    Ok(())
+}

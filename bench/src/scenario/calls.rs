@@ -1,0 +1,180 @@
+//! Calls between random online users: ring and answer latency at a given rate, or (ramp) the
+//! highest rate whose ring p99 stays within bounds; then checks every call was recorded.
+
+use super::{header, merge_connected, print_median};
+use crate::{
+    cli::Common,
+    pool::Pool,
+    stats::{Histogram, Summary, median_summary},
+    target::{Target, count_calls},
+    wire::{CallsDone, Job, Report},
+};
+
+pub struct Options {
+    pub sessions: usize,
+    pub rate: f64,
+    pub secs: f64,
+    pub ramp: bool,
+    pub ramp_factor: f64,
+    pub p99_ms: f64,
+}
+
+/// One measurement at one rate, all workers together.
+struct Stage {
+    rate: f64,
+    achieved: f64,
+    placed: u64,
+    completed: u64,
+    skipped: u64,
+    errors: u64,
+    codes: Vec<String>,
+    ring: Summary,
+    answer: Summary,
+}
+
+impl Stage {
+    fn merge(rate: f64, reports: Vec<CallsDone>) -> Stage {
+        let (mut ring, mut answer) = (Histogram::default(), Histogram::default());
+        let mut codes = Vec::new();
+        for r in &reports {
+            ring.merge(&r.ring);
+            answer.merge(&r.answer);
+            codes.extend(r.error_codes.iter().cloned());
+        }
+        codes.sort();
+        codes.dedup();
+        let seconds = reports.iter().map(|r| r.seconds).fold(0.0, f64::max);
+        let completed = reports.iter().map(|r| r.completed).sum::<u64>();
+        Stage {
+            rate,
+            achieved: completed as f64 / seconds,
+            placed: reports.iter().map(|r| r.placed).sum(),
+            completed,
+            skipped: reports.iter().map(|r| r.skipped).sum(),
+            errors: reports.iter().map(|r| r.errors).sum(),
+            codes,
+            ring: ring.summary(),
+            answer: answer.summary(),
+        }
+    }
+
+    /// Every call placed completed, at (nearly) the asked rate, without errors.
+    fn clean(&self) -> bool {
+        self.errors == 0 && self.completed == self.placed && self.achieved >= 0.95 * self.rate
+    }
+
+    fn print(&self, prefix: &str) {
+        println!(
+            "{prefix}rate {:.0}/s: achieved {:.0} calls/s, {} placed, {} completed, {} skipped, {} errors {:?}",
+            self.rate,
+            self.achieved,
+            self.placed,
+            self.completed,
+            self.skipped,
+            self.errors,
+            self.codes
+        );
+        println!("{prefix}  ring   {}", self.ring);
+        println!("{prefix}  answer {}", self.answer);
+    }
+}
+
+async fn stage(pool: &mut Pool, workers: usize, rate: f64, secs: f64) -> anyhow::Result<Stage> {
+    let millis = (secs * 1000.0) as u64;
+    pool.send(|_| Job::Calls {
+        rate: rate / workers as f64,
+        millis,
+    })
+    .await?;
+    let reports = pool
+        .reports()
+        .await?
+        .into_iter()
+        .map(|(report, _)| match report {
+            Report::Calls(done) => Ok(done),
+            other => anyhow::bail!("expected Calls, got {other:?}"),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Stage::merge(rate, reports))
+}
+
+pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
+    header(if o.ramp { "calls --ramp" } else { "calls" });
+    let mut results: Vec<Stage> = Vec::new();
+    let mut ok = true;
+    for run in 1..=common.runs {
+        let mut target = Target::open(common)?;
+        let setups = target.setups(common, o.sessions, 0, false);
+        let workers = setups.len();
+        let (mut pool, connected) = Pool::start(setups).await?;
+        let c = merge_connected(&connected);
+        println!(
+            "run {run}: {} sessions online ({} failed)",
+            c.sessions, c.failed
+        );
+        let mut best: Option<Stage> = None;
+        let mut rate = o.rate;
+        loop {
+            let s = stage(&mut pool, workers, rate, o.secs).await?;
+            s.print("  ");
+            let passes = s.clean() && s.ring.p99 <= o.p99_ms;
+            if !o.ramp {
+                ok &= s.clean();
+                best = Some(s);
+                break;
+            }
+            if !passes {
+                break;
+            }
+            best = Some(s);
+            rate *= o.ramp_factor;
+        }
+        let placed: u64 = best.as_ref().map_or(0, |s| s.placed);
+        pool.quit().await;
+        if let (Some(process), false) = (target.process.as_mut(), o.ramp) {
+            // A graceful stop commits whatever is still queued; then every call must be there.
+            process.stop()?;
+            if let Some(db) = target.db() {
+                let (recorded, ringing) = count_calls(&db)?;
+                println!(
+                    "  persisted: {recorded} call records for {placed} calls placed ({ringing} left ringing)"
+                );
+                ok &= recorded == placed;
+            }
+        }
+        match best {
+            Some(s) => {
+                if o.ramp {
+                    println!(
+                        "  highest clean rate with ring p99 <= {} ms: {:.0} calls/s",
+                        o.p99_ms, s.rate
+                    );
+                }
+                results.push(s);
+            }
+            None => println!("  no rate passed"),
+        }
+    }
+    if results.is_empty() {
+        return Ok(false);
+    }
+    println!(
+        "medians of {} runs, {} sessions:",
+        results.len(),
+        o.sessions
+    );
+    if o.ramp {
+        let rates: Vec<f64> = results.iter().map(|s| s.rate).collect();
+        print_median("highest rate with ring p99 in bounds", "calls/s", &rates);
+    }
+    let achieved: Vec<f64> = results.iter().map(|s| s.achieved).collect();
+    print_median("achieved", "calls/s", &achieved);
+    let rings: Vec<Summary> = results.iter().map(|s| s.ring).collect();
+    let answers: Vec<Summary> = results.iter().map(|s| s.answer).collect();
+    println!("  ring   {}", median_summary(&rings));
+    println!("  answer {}", median_summary(&answers));
+    println!(
+        "  2010 design: a call was noticed on the callee's next 15 s poll: 7,500 ms on average, 15,000 ms at worst"
+    );
+    Ok(ok)
+}

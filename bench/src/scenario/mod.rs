@@ -1,0 +1,45 @@
+//! The four measurements, each repeated on a fresh server, and what they have in common.
+
+pub mod calls;
+pub mod idle;
+pub mod presence;
+pub mod storm;
+
+use crate::{
+    machine,
+    stats::{Histogram, median},
+    wire::Connected,
+};
+
+/// Prints what was run, where, and how busy the machine already was.
+pub fn header(name: &str) {
+    let args: Vec<String> = std::env::args().collect();
+    println!("# switchboard-bench {name}");
+    println!("command: {}", args.join(" "));
+    println!("machine: {}", machine::describe());
+    println!("load average before: {}", machine::load_average());
+}
+
+/// All workers' connect reports as one: sessions, failures, the slowest worker's time.
+pub fn merge_connected(reports: &[Connected]) -> Connected {
+    let mut login = Histogram::default();
+    for r in reports {
+        login.merge(&r.login);
+    }
+    Connected {
+        sessions: reports.iter().map(|r| r.sessions).sum(),
+        failed: reports.iter().map(|r| r.failed).sum(),
+        seconds: reports.iter().map(|r| r.seconds).fold(0.0, f64::max),
+        login,
+    }
+}
+
+/// `label: median (run values)`.
+pub fn print_median(label: &str, unit: &str, values: &[f64]) {
+    let runs: Vec<String> = values.iter().map(|v| format!("{v:.3}")).collect();
+    println!(
+        "  {label}: {:.3} {unit} (runs: {})",
+        median(values),
+        runs.join(", ")
+    );
+}

@@ -1,0 +1,185 @@
+//! The server under test: a `switchboard` process this tool starts (sized for load by
+//! environment variables), or one already running at a URL.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+
+/// How to start the server.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub bin: PathBuf,
+    pub jwt_secret: Option<String>,
+    /// Extra `KEY=VALUE` settings, applied after the tool's own.
+    pub env: Vec<(String, String)>,
+}
+
+impl Launch {
+    /// The server binary next to this tool's own (both live in `target/<profile>/`).
+    pub fn default_bin() -> PathBuf {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join("switchboard")))
+            .unwrap_or_else(|| PathBuf::from("switchboard"))
+    }
+}
+
+/// A server process the tool owns; it is killed if still running when dropped.
+pub struct Process {
+    child: Child,
+    launch: Launch,
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts the server on `addr` with its database at `db`, and waits until it answers.
+    pub fn start(launch: &Launch, addr: SocketAddr, db: &Path) -> anyhow::Result<Self> {
+        let log = db.with_extension("log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let mut cmd = Command::new(&launch.bin);
+        cmd.env("SWITCHBOARD_LISTEN", addr.to_string())
+            .env("SWITCHBOARD_DB", db)
+            // Load comes from a few thousand users calling far more often than people do.
+            .env("SWITCHBOARD_CALLS_PER_MINUTE", "0")
+            .env("SWITCHBOARD_RING_TIMEOUT", "120s")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        if let Some(secret) = &launch.jwt_secret {
+            cmd.env("SWITCHBOARD_JWT_SECRET", secret);
+        }
+        for (key, value) in &launch.env {
+            cmd.env(key, value);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("while starting {}", launch.bin.display()))?;
+        let mut process = Process {
+            child,
+            launch: launch.clone(),
+            addr,
+            db: db.to_path_buf(),
+            log,
+        };
+        process.wait_ready(Duration::from_secs(30))?;
+        Ok(process)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn wait_ready(&mut self, patience: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                bail!("the server exited with {status}:\n{log}");
+            }
+            if healthy(self.addr) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not answer /healthz within {patience:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILL: no graceful shutdown, no final flush.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts a new process on the same address and database.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let next = Process::start(&self.launch, self.addr, &self.db)?;
+        // The old process is already reaped, so dropping it does nothing more.
+        drop(std::mem::replace(self, next));
+        Ok(())
+    }
+
+    /// SIGTERM, so the server commits what it has queued; SIGKILL after 20 s.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if self.child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        let pid = Pid::from_raw(i32::try_from(self.pid())?);
+        kill(pid, Signal::SIGTERM)?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                return self.kill();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no VmRSS line")
+}
+
+/// `GET /healthz` answered 200.
+pub fn healthy(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).is_ok() && answer.starts_with(b"HTTP/1.1 200")
+}
+
+/// A free port on 127.0.0.1, so a restarted server can come back on the same address.
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// `ws://host:port/path` → the socket address.
+pub fn addr_of(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url
+        .strip_prefix("ws://")
+        .context("only ws:// URLs are supported")?;
+    let host = rest.split('/').next().unwrap_or(rest);
+    host.parse()
+        .with_context(|| format!("{host} is not an IP address and port"))
+}

@@ -1,0 +1,112 @@
+//! The server a run drives: a fresh process in a temporary directory, or a running one.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context;
+use tempfile::TempDir;
+
+use crate::{
+    cli::Common,
+    net,
+    pool::shares,
+    server::{self, Launch, Process},
+    wire::Setup,
+};
+
+pub struct Target {
+    pub server: SocketAddr,
+    pub url: String,
+    pub process: Option<Process>,
+    pid: Option<u32>,
+    /// Holds the database until the run is over.
+    _dir: Option<TempDir>,
+}
+
+impl Target {
+    pub fn open(common: &Common) -> anyhow::Result<Target> {
+        if let Some(url) = &common.url {
+            return Ok(Target {
+                server: server::addr_of(url)?,
+                url: url.clone(),
+                process: None,
+                pid: common.server_pid,
+                _dir: None,
+            });
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("switchboard-bench")
+            .tempdir()?;
+        let launch = Launch {
+            bin: common
+                .server_bin
+                .clone()
+                .unwrap_or_else(Launch::default_bin),
+            jwt_secret: common.jwt_secret.clone(),
+            env: common.server_env.clone(),
+        };
+        let addr = server::free_addr()?;
+        let process = Process::start(&launch, addr, &dir.path().join("switchboard.db"))?;
+        Ok(Target {
+            server: addr,
+            url: format!("ws://{addr}/ws"),
+            pid: Some(process.pid()),
+            process: Some(process),
+            _dir: Some(dir),
+        })
+    }
+
+    /// The server's resident memory in KiB, if its process is known.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.process.as_ref().map(Process::pid).or(self.pid)?;
+        server::rss_kib(pid).ok()
+    }
+
+    pub fn db(&self) -> Option<PathBuf> {
+        self.process.as_ref().map(|p| p.db.clone())
+    }
+
+    pub fn managed(&mut self) -> anyhow::Result<&mut Process> {
+        self.process
+            .as_mut()
+            .context("this scenario needs a server the tool starts itself (no --url)")
+    }
+
+    /// One setup per worker, splitting `sessions` between them.
+    pub fn setups(
+        &self,
+        common: &Common,
+        sessions: usize,
+        watch: usize,
+        reconnect: bool,
+    ) -> Vec<Setup> {
+        let tag = format!("b{:06x}", rand::random::<u32>() & 0xff_ffff);
+        shares(sessions, common.workers)
+            .into_iter()
+            .map(|(first_user, users)| Setup {
+                server: self.server,
+                url: self.url.clone(),
+                first_user,
+                tag: tag.clone(),
+                users,
+                sources: net::source_addrs(common.sources),
+                jwt_secret: common.jwt_secret.clone(),
+                concurrency: common.concurrency,
+                watch,
+                reconnect,
+            })
+            .collect()
+    }
+}
+
+/// Counts the calls recorded in a database, and those among them still ringing.
+pub fn count_calls(db: &Path) -> anyhow::Result<(u64, u64)> {
+    let conn = rusqlite::Connection::open(db)?;
+    let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0));
+    Ok((
+        count("SELECT count(*) FROM calls")?.try_into()?,
+        count("SELECT count(*) FROM calls WHERE state = 'ringing'")?.try_into()?,
+    ))
+}

@@ -1,0 +1,99 @@
+//! What the coordinating process and its worker processes say to each other: one JSON object
+//! per line, jobs on the worker's stdin, reports on its stdout.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::Histogram;
+
+/// The sessions a worker holds, given once at its start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Setup {
+    pub server: SocketAddr,
+    pub url: String,
+    /// Global index of this worker's first user; users are named `<tag>.<index>`.
+    pub first_user: usize,
+    /// Fresh for every run, so a run never meets users a previous run left in their grace
+    /// period on a shared server.
+    pub tag: String,
+    pub users: usize,
+    pub sources: Vec<Ipv4Addr>,
+    /// Sign identities with this secret instead of using demo logins.
+    pub jwt_secret: Option<String>,
+    /// Handshakes in flight at once, per worker.
+    pub concurrency: usize,
+    /// Each user watches this many of the worker's other users.
+    pub watch: usize,
+    /// Reconnect (and log in again) whenever a connection drops.
+    pub reconnect: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Job {
+    /// Place calls at `rate` per second for `millis`, each answered and hung up at once.
+    Calls { rate: f64, millis: u64 },
+    /// Log users out and back in at `rate` per second for `millis`.
+    Presence { rate: f64, millis: u64 },
+    /// User `2i` calls user `2i+1` for the first `pairs` pairs; nobody answers.
+    Ring { pairs: usize },
+    /// Report once every session is logged in again and every ringing call rang again.
+    AwaitBack { millis: u64 },
+    /// Close every connection and exit.
+    Quit,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Connected {
+    pub sessions: usize,
+    pub failed: usize,
+    /// From the first connect to the last `logged_in`, in seconds.
+    pub seconds: f64,
+    /// Connect + hello + login, per session.
+    pub login: Histogram,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CallsDone {
+    pub placed: u64,
+    pub completed: u64,
+    /// Calls due but not placed because every user was already in a call.
+    pub skipped: u64,
+    pub errors: u64,
+    pub error_codes: Vec<String>,
+    pub seconds: f64,
+    pub ring: Histogram,
+    pub answer: Histogram,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PresenceDone {
+    pub toggles: u64,
+    pub deliveries: u64,
+    /// Deliveries expected from the toggles placed (toggles × watchers).
+    pub expected: u64,
+    pub errors: u64,
+    pub error_codes: Vec<String>,
+    pub seconds: f64,
+    pub latency: Histogram,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Report {
+    Connected(Connected),
+    Calls(CallsDone),
+    Presence(PresenceDone),
+    /// Ringing calls seen by their callees.
+    Ringing {
+        calls: usize,
+    },
+    /// Every session logged in again.
+    Back {
+        sessions: usize,
+    },
+    /// After `Back`: ringing calls that rang again for their callee.
+    Rerung {
+        calls: usize,
+    },
+    Failed(String),
+}

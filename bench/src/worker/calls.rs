@@ -1,0 +1,63 @@
+//! The calls job: places calls between random free users of this worker at a steady rate;
+//! the sessions answer and hang up each one as soon as it arrives.
+
+use std::time::{Duration, Instant};
+
+use tokio::time::MissedTickBehavior;
+
+use super::{
+    shared::{Cmd, Mode, Shared},
+    wait_until,
+};
+use crate::wire::CallsDone;
+
+/// How long calls still in flight at the end may take to finish.
+const DRAIN: Duration = Duration::from_secs(5);
+
+pub async fn run(shared: &Shared, rate: f64, length: Duration) -> CallsDone {
+    shared.reset();
+    shared.mode.set(Mode::Calls);
+    *shared.free.borrow_mut() = (0..shared.users.len())
+        .filter(|&i| shared.users[i].online.get())
+        .collect();
+    let started = Instant::now();
+    let (mut placed, mut skipped) = (0u64, 0u64);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let elapsed = started.elapsed();
+        if elapsed >= length {
+            break;
+        }
+        let due = (rate * elapsed.as_secs_f64()) as u64;
+        while placed + skipped < due {
+            let mut free = shared.free.borrow_mut();
+            if free.len() < 2 {
+                skipped += 1;
+                continue;
+            }
+            let pick = rand::random_range(0..free.len());
+            let caller = free.swap_remove(pick);
+            let pick = rand::random_range(0..free.len());
+            let callee = free.swap_remove(pick);
+            drop(free);
+            let _ = shared.users[caller].tx.send(Cmd::Call(callee));
+            placed += 1;
+        }
+    }
+    let placing = started.elapsed();
+    let completed = &shared.counters.completed;
+    wait_until(shared, DRAIN, || completed.get() >= placed).await;
+    shared.mode.set(Mode::Idle);
+    CallsDone {
+        placed,
+        completed: completed.get(),
+        skipped,
+        errors: shared.counters.errors.get(),
+        error_codes: shared.error_codes.borrow().clone(),
+        seconds: placing.as_secs_f64(),
+        ring: shared.ring.borrow().clone(),
+        answer: shared.answer.borrow().clone(),
+    }
+}

@@ -1,0 +1,244 @@
+//! One user's connection: connect, hello, login (and watch), then answer events as the current
+//! job wants and send what the controller asks; reconnect if told to.
+
+use std::{rc::Rc, time::Duration, time::Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use switchboard_proto::{
+    Auth, CallState, ClientFrame, Command, Event, PROTOCOL_VERSION, Role, ServerFrame,
+};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::shared::{Cmd, Mode, Shared};
+use crate::{identity, net};
+
+/// The command id of the opening `watch`.
+const WATCH_ID: u32 = 1;
+
+/// How long one login may take before it counts as failed.
+const LOGIN_PATIENCE: Duration = Duration::from_secs(30);
+
+pub async fn run(
+    shared: Rc<Shared>,
+    me: usize,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    permits: Rc<Semaphore>,
+) {
+    let source = shared.setup.sources[(shared.setup.first_user + me) % shared.setup.sources.len()];
+    loop {
+        let permit = permits.acquire().await;
+        let started = Instant::now();
+        let opened = tokio::time::timeout(LOGIN_PATIENCE, open(&shared, me, source)).await;
+        drop(permit);
+        let mut ws = match opened {
+            Ok(Ok(ws)) => ws,
+            failed => {
+                if !shared.setup.reconnect {
+                    if let Ok(Err(e)) = failed {
+                        tracing_line(&format!("{}: {e:#}", shared.users[me].id));
+                    }
+                    Shared::bump(&shared.counters.failed);
+                    shared.changed.notify_waiters();
+                    return;
+                }
+                pause().await;
+                continue;
+            }
+        };
+        let user = &shared.users[me];
+        user.generation.set(user.generation.get() + 1);
+        user.online.set(true);
+        shared.login.borrow_mut().record(started.elapsed());
+        Shared::bump(&shared.counters.logged_in);
+        if user.generation.get() == 2 {
+            Shared::bump(&shared.counters.back);
+        }
+        shared.changed.notify_waiters();
+        let _ = serve(&shared, me, &mut ws, &mut rx).await;
+        let c = &shared.counters;
+        c.logged_in.set(c.logged_in.get() - 1);
+        if !shared.setup.reconnect {
+            return;
+        }
+        pause().await;
+    }
+}
+
+/// A short random wait, so a crowd of sessions does not reconnect in lockstep.
+async fn pause() {
+    let ms = rand::random_range(20..200);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+fn tracing_line(line: &str) {
+    eprintln!("switchboard-bench worker: {line}");
+}
+
+fn auth(shared: &Shared, me: usize) -> Auth {
+    let id = shared.users[me].id.clone();
+    let name = format!("User {}", shared.setup.first_user + me);
+    match &shared.setup.jwt_secret {
+        Some(secret) => Auth::Token(identity::sign(secret, &id, &name)),
+        None => Auth::Demo { id, name },
+    }
+}
+
+async fn send(ws: &mut net::Ws, cmd: Command) -> anyhow::Result<()> {
+    send_frame(ws, ClientFrame::new(cmd)).await
+}
+
+async fn send_frame(ws: &mut net::Ws, frame: ClientFrame) -> anyhow::Result<()> {
+    let text = serde_json::to_string(&frame)?;
+    ws.send(Message::Text(text.into())).await?;
+    Ok(())
+}
+
+/// The next server frame; None when the connection ended.
+async fn next(ws: &mut net::Ws) -> anyhow::Result<Option<ServerFrame>> {
+    while let Some(message) = ws.next().await {
+        match message? {
+            Message::Text(text) => return Ok(Some(serde_json::from_str(&text)?)),
+            Message::Close(_) => return Ok(None),
+            _ => continue,
+        }
+    }
+    Ok(None)
+}
+
+/// Connects and logs in; returns once `logged_in` arrived (and the watch list is sent).
+async fn open(shared: &Shared, me: usize, source: std::net::Ipv4Addr) -> anyhow::Result<net::Ws> {
+    let mut ws = net::connect(shared.setup.server, source, &shared.setup.url).await?;
+    send(
+        &mut ws,
+        Command::Hello {
+            v: PROTOCOL_VERSION,
+            resume: None,
+        },
+    )
+    .await?;
+    match next(&mut ws).await?.context("closed before welcome")?.ev {
+        Event::Welcome { .. } => {}
+        other => bail!("expected welcome, got {other:?}"),
+    }
+    send(
+        &mut ws,
+        Command::Login {
+            auth: auth(shared, me),
+        },
+    )
+    .await?;
+    match next(&mut ws).await?.context("closed before logged_in")?.ev {
+        Event::LoggedIn { .. } => {}
+        other => bail!("expected logged_in, got {other:?}"),
+    }
+    let watch = shared.setup.watch;
+    if watch > 0 {
+        let n = shared.users.len();
+        let users = (1..=watch.min(n - 1))
+            .map(|k| shared.users[(me + k) % n].id.clone())
+            .collect();
+        // With an id, so the snapshot it answers with (`re` set) is told apart from changes.
+        send_frame(
+            &mut ws,
+            ClientFrame::with_id(WATCH_ID, Command::Watch { users }),
+        )
+        .await?;
+    }
+    Ok(ws)
+}
+
+/// Handles events and commands until the connection ends.
+async fn serve(
+    shared: &Shared,
+    me: usize,
+    ws: &mut net::Ws,
+    rx: &mut mpsc::UnboundedReceiver<Cmd>,
+) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            frame = next(ws) => {
+                let Some(frame) = frame? else { return Ok(()) };
+                if let Some(reply) = react(shared, me, frame) {
+                    send(ws, reply).await?;
+                }
+            }
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { return Ok(()) };
+                let user = &shared.users[me];
+                let command = match cmd {
+                    Cmd::Call(to) => Command::Call { to: shared.users[to].id.clone() },
+                    Cmd::Toggle if user.online.get() => Command::Logout,
+                    Cmd::Toggle => Command::Login { auth: auth(shared, me) },
+                };
+                user.online.set(!matches!(command, Command::Logout) );
+                // The clock starts as the command leaves, after encoding and signing.
+                user.sent_at.set(Some(Instant::now()));
+                send(ws, command).await?;
+            }
+        }
+    }
+}
+
+/// What the current job does with one event; returns the command to send back, if any.
+fn react(shared: &Shared, me: usize, frame: ServerFrame) -> Option<Command> {
+    let now = Instant::now();
+    let mode = shared.mode.get();
+    match frame.ev {
+        Event::Call(view) => {
+            let peer = shared.local(&view.peer.id)?;
+            match (view.role, view.state, mode) {
+                (Role::Callee, CallState::Ringing, Mode::Calls) => {
+                    if let Some(sent) = shared.users[peer].sent_at.get() {
+                        shared.ring.borrow_mut().record(now - sent);
+                    }
+                    shared.users[me].answered_at.set(Some(Instant::now()));
+                    Some(Command::Answer { call: view.id })
+                }
+                (Role::Callee, CallState::Ringing, _) => {
+                    let user = &shared.users[me];
+                    if user.rung_in.get() < user.generation.get() {
+                        user.rung_in.set(user.generation.get());
+                        let counter = if user.generation.get() == 1 {
+                            &shared.counters.rung
+                        } else {
+                            &shared.counters.rerung
+                        };
+                        Shared::bump(counter);
+                        shared.changed.notify_waiters();
+                    }
+                    None
+                }
+                (Role::Caller, CallState::Answered, Mode::Calls) => {
+                    if let Some(answered) = shared.users[peer].answered_at.get() {
+                        shared.answer.borrow_mut().record(now - answered);
+                    }
+                    Some(Command::Hangup { call: view.id })
+                }
+                (Role::Caller, CallState::Ended, Mode::Calls) => {
+                    let c = &shared.counters;
+                    c.completed.set(c.completed.get() + 1);
+                    shared.free.borrow_mut().extend([me, peer]);
+                    shared.changed.notify_waiters();
+                    None
+                }
+                _ => None,
+            }
+        }
+        Event::Presence { user, .. } if mode == Mode::Presence && frame.re.is_none() => {
+            let watched = shared.local(&user)?;
+            let c = &shared.counters;
+            c.deliveries.set(c.deliveries.get() + 1);
+            if let Some(sent) = shared.users[watched].sent_at.get() {
+                shared.presence.borrow_mut().record(now - sent);
+            }
+            None
+        }
+        Event::Error { code, .. } => {
+            shared.error(format!("{code:?}"));
+            None
+        }
+        _ => None,
+    }
+}

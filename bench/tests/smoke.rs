@@ -1,0 +1,122 @@
+//! A short run of every scenario that needs no restart against an in-process server: the tool
+//! must connect, log in (signed and demo), call, watch, and report sane figures.
+
+use std::time::Duration;
+
+use switchboard::{Config, config::Settings};
+use tokio::net::TcpListener;
+
+/// Starts a server on port 0 sized for load and returns its WebSocket URL.
+async fn server(
+    dir: &tempfile::TempDir,
+    jwt_secret: Option<&str>,
+) -> (String, switchboard::Running) {
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        db: dir.path().join("switchboard.db"),
+        calls_per_minute: 0,
+        jwt_secret: jwt_secret.map(String::from),
+        ring_timeout: Duration::from_secs(60),
+        ..Settings::default()
+    };
+    let config = Config::from_settings(settings).expect("valid settings");
+    let listener = TcpListener::bind(&config.listen).await.expect("bind");
+    let running = switchboard::start(config, listener, std::future::pending())
+        .await
+        .expect("server starts");
+    (format!("ws://{}/ws", running.addr), running)
+}
+
+/// Runs the tool with `args` and returns what it printed; fails the test if it failed.
+async fn bench(args: &[&str]) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-bench"))
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output)
+        .await
+        .expect("the tool finished in time")
+        .expect("the tool ran");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("RESULT: OK"),
+        "the tool failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+/// The number after `label` in the tool's output.
+fn figure(output: &str, label: &str) -> f64 {
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{output}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_calls_all_ring_and_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a smoke-test secret of some length";
+    let (url, running) = server(&dir, Some(secret)).await;
+    let out = bench(&[
+        "--url",
+        &url,
+        "--runs",
+        "1",
+        "--jwt-secret",
+        secret,
+        "calls",
+        "--sessions",
+        "100",
+        "--rate",
+        "200",
+        "--secs",
+        "2",
+    ])
+    .await;
+    assert!(out.contains(" 0 errors"), "{out}");
+    let achieved = figure(&out, "achieved:");
+    assert!(achieved > 150.0, "{out}");
+    let ring_line = out.lines().find(|l| l.trim().starts_with("ring ")).unwrap();
+    assert!(ring_line.contains("(n=3"), "about 400 calls rang: {out}");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_presence_report_sane_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, running) = server(&dir, None).await;
+    let out = bench(&[
+        "--url",
+        &url,
+        "--runs",
+        "1",
+        "idle",
+        "--sessions",
+        "200",
+        "--hold",
+        "0.2",
+    ])
+    .await;
+    assert!(figure(&out, "connect rate:") > 0.0, "{out}");
+    let out = bench(&[
+        "--url",
+        &url,
+        "--runs",
+        "1",
+        "presence",
+        "--sessions",
+        "100",
+        "--watchers",
+        "5",
+        "--rate",
+        "200",
+        "--secs",
+        "2",
+    ])
+    .await;
+    assert!(figure(&out, "deliveries:") > 500.0, "{out}");
+    running.stop().await;
+}
