@@ -58,7 +58,7 @@ impl ErrorCode {
             Self::SignedIdentityRequired => "this server accepts only signed identities",
             Self::TokensNotConfigured => "this server cannot check signed identities",
             Self::TooManySessions => "this user has too many open sessions",
-            Self::RateLimited => "too many calls; wait a moment",
+            Self::RateLimited => "too many requests; wait a moment",
             Self::TooManyWatched => "too many users watched",
             Self::UnknownUser => "no such user",
             Self::Offline => "the user is offline",

@@ -137,6 +137,8 @@ pub struct Settings {
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     pub calls_per_minute: u32,
+    /// Logins per minute per session (0: no limit), so no client mints users without end.
+    pub logins_per_minute: u32,
     pub sessions_per_user: usize,
     pub max_watched: usize,
 }
@@ -167,11 +169,12 @@ impl Default for Settings {
             openmeetings_timeout: None,
             max_message_bytes: 4096,
             socket_buffer_bytes: 4096,
-            send_queue: 64,
+            send_queue: 1024,
             replay_events: 64,
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(50),
             calls_per_minute: 30,
+            logins_per_minute: 30,
             sessions_per_user: 16,
             max_watched: 256,
         }
@@ -196,6 +199,9 @@ fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
             .collect(),
     })
 }
+
+/// The longest timer the server arms.
+const MAX_TIMER: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -251,6 +257,7 @@ pub struct Limits {
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
     pub calls_per_minute: u32,
+    pub logins_per_minute: u32,
     pub sessions_per_user: usize,
     pub max_watched: usize,
 }
@@ -339,6 +346,23 @@ impl Config {
                 return Err(invalid(key, "must be more than zero"));
             }
         }
+        for (key, value) in [
+            ("ring_timeout", s.ring_timeout),
+            ("presence_grace", s.presence_grace),
+            ("max_call_duration", s.max_call_duration),
+        ] {
+            if value > MAX_TIMER {
+                return Err(invalid(key, "must be at most 30 days"));
+            }
+        }
+        // One command may answer with a replay window or a whole watch list at once; that
+        // burst must fit the queue, or a client that reads normally would be cut off.
+        if s.send_queue < s.replay_events + s.max_watched + 8 {
+            return Err(invalid(
+                "send_queue",
+                "must be at least replay_events + max_watched + 8",
+            ));
+        }
         if s.idle_timeout <= s.ping_interval {
             return Err(invalid("idle_timeout", "must be longer than ping_interval"));
         }
@@ -371,6 +395,7 @@ impl Config {
                 ping_interval: s.ping_interval,
                 idle_timeout: s.idle_timeout,
                 calls_per_minute: s.calls_per_minute,
+                logins_per_minute: s.logins_per_minute,
                 sessions_per_user: s.sessions_per_user,
                 max_watched: s.max_watched,
             },
@@ -469,6 +494,16 @@ mod tests {
             ..Settings::default()
         };
         assert!(Config::from_settings(no_password).is_err());
+        let forever = Settings {
+            max_call_duration: Duration::from_secs(3 * 365 * 24 * 3600),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(forever).is_err());
+        let tiny_queue = Settings {
+            send_queue: 16,
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(tiny_queue).is_err());
         let bad_origin = Settings {
             allowed_origins: vec!["not an origin".into()],
             ..Settings::default()

@@ -37,7 +37,7 @@ pub fn router(state: AppState, www: &std::path::Path) -> Router {
         .nest_service("/client", ServeDir::new(www.join("client")))
         .layer(CorsLayer::permissive().allow_credentials(false));
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/ws", get(websocket))
         .route("/join/{token}", get(join))
@@ -45,6 +45,14 @@ pub fn router(state: AppState, www: &std::path::Path) -> Router {
         .with_state(state)
         .merge(client)
         .fallback_service(ServeDir::new(www))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    if state.session.hub.is_running() {
+        "ok".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not accepting sessions").into_response()
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -78,6 +78,13 @@ pub async fn start(
             "DEMO MODE: no jwt_secret is set, so every client says who it is and anyone can be anyone"
         );
     }
+    if config.public_url.is_none() && addr.ip().is_unspecified() {
+        tracing::warn!(
+            %addr,
+            "listening on every address without public_url: join links will name {addr}, \
+             which browsers cannot reach; set public_url"
+        );
+    }
     let public_url = config
         .public_url
         .as_ref()

@@ -263,3 +263,22 @@ async fn a_caller_who_leaves_cancels_the_ringing_call() {
     let cancelled = bob.call_in(CallState::Cancelled).await;
     assert_eq!(cancelled.reason.as_deref(), Some("Ann went offline"));
 }
+
+#[tokio::test]
+async fn a_refused_call_leaves_the_current_call_alone() {
+    let server = TestServer::start().await;
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+    let call = ann.call("bob").await.id;
+    bob.call_in(CallState::Ringing).await;
+    bob.answer(&call).await;
+    ann.call_in(CallState::Answered).await;
+    bob.call_in(CallState::Answered).await;
+    for to in ["ann", "nobody"] {
+        ann.send(Command::Call { to: to.into() }).await;
+        ann.error().await;
+    }
+    bob.silent_for(Duration::from_millis(100)).await;
+    ann.send(Command::Hangup { call: call.clone() }).await;
+    assert_eq!(ann.call_in(CallState::Ended).await.id, call);
+}

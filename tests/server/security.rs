@@ -190,6 +190,13 @@ async fn bad_frames_get_typed_errors_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(ann.error().await, (None, ErrorCode::BadFrame));
+    let mut anonymous = server.client().await;
+    anonymous
+        .send(Command::Watch {
+            users: vec!["bob".into()],
+        })
+        .await;
+    assert_eq!(anonymous.error().await.1, ErrorCode::NotLoggedIn);
     ann.send(Command::Hello { v: 1, resume: None }).await;
     assert_eq!(ann.error().await.1, ErrorCode::HelloRequired);
     ann.send(Command::Login {
@@ -248,7 +255,10 @@ async fn the_first_frame_must_be_a_hello_of_this_version() {
 #[tokio::test]
 async fn a_reader_that_does_not_keep_up_is_cut_off() {
     let server = TestServer::start_with(|s| {
-        s.send_queue = 4;
+        s.replay_events = 2;
+        s.max_watched = 2;
+        s.send_queue = 12;
+        s.logins_per_minute = 0;
         s.presence_grace = Duration::from_secs(30);
     })
     .await;

@@ -41,10 +41,6 @@ impl State {
         {
             return Err(ErrorCode::RateLimited);
         }
-        // One outgoing call per user: a new call withdraws the previous one, as in 2010.
-        if let Some(previous) = self.outgoing.get(&caller_id).cloned() {
-            let _ = self.transition(&previous, Input::Superseded, None);
-        }
         let caller = UserRef {
             name: self
                 .online
@@ -62,7 +58,7 @@ impl State {
                 .unwrap_or_default(),
             id: to,
         };
-        let reach = self.reach(&callee.id);
+        let reach = self.reach(&callee.id, &caller.id);
         let id = CallId(Self::token(CALL_ID_BYTES));
         let now = self.clock.now();
         let (call, _) = calls::place(
@@ -73,6 +69,11 @@ impl State {
             now,
             self.config.ring_timeout,
         )?;
+        // One outgoing call per user: a call that will ring withdraws the previous one, as in
+        // 2010. A refused call changes nothing.
+        if let Some(previous) = self.outgoing.get(&call.caller.id).cloned() {
+            let _ = self.transition(&previous, Input::Superseded, None);
+        }
         let record = CallRecord {
             call,
             caller_link: Self::token(LINK_BYTES),
@@ -85,7 +86,9 @@ impl State {
         Ok(())
     }
 
-    fn reach(&self, user: &str) -> Reachability {
+    /// How `user` can be reached by `caller`; the caller's own calls (which the new one
+    /// replaces) do not make anybody busy.
+    fn reach(&self, user: &str, caller: &str) -> Reachability {
         if !self.online.contains_key(user) {
             return if self.known.contains_key(user) {
                 Reachability::Offline
@@ -94,10 +97,14 @@ impl State {
             };
         }
         let busy = self.user_calls.get(user).is_some_and(|calls| {
-            calls.iter().filter_map(|c| self.calls.get(c)).any(|live| {
-                live.call.state == CallState::Answered
-                    || (live.call.state == CallState::Ringing && live.call.callee.id == user)
-            })
+            calls
+                .iter()
+                .filter_map(|c| self.calls.get(c))
+                .filter(|live| live.call.caller.id != caller)
+                .any(|live| {
+                    live.call.state == CallState::Answered
+                        || (live.call.state == CallState::Ringing && live.call.callee.id == user)
+                })
         });
         if busy {
             Reachability::Busy

@@ -186,6 +186,11 @@ impl Hub {
         .flatten()
     }
 
+    /// Whether the hub task is still running (it only stops at shutdown).
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Closes every connection and commits every pending write.
     pub async fn shutdown(&self) {
         let _ = self.ask(Msg::Shutdown).await;

@@ -17,6 +17,11 @@ impl State {
         re: Option<u32>,
         user: UserRef,
     ) -> Result<(), ErrorCode> {
+        if let Some(limiter) = &self.login_limiter
+            && limiter.check_key(&session).is_err()
+        {
+            return Err(ErrorCode::RateLimited);
+        }
         let current = self.sessions.get(&session).and_then(|s| s.user.clone());
         if current.as_deref() != Some(user.id.as_str()) {
             if self
@@ -172,6 +177,10 @@ impl State {
         re: Option<u32>,
         users: Vec<String>,
     ) -> Result<(), ErrorCode> {
+        // Presence is for members of the site, not for anyone who can open a socket.
+        if self.sessions.get(&session).is_none_or(|s| s.user.is_none()) {
+            return Err(ErrorCode::NotLoggedIn);
+        }
         let mut seen = HashSet::new();
         let users: Vec<String> = users
             .into_iter()
@@ -206,33 +215,6 @@ impl State {
         }
         for user in users {
             self.watchers.entry(user).or_default().insert(session);
-        }
-    }
-
-    /// Sends a session its whole state afresh: login, live calls, watched presence.
-    pub(super) fn snapshot(&mut self, session: SessionId, re: Option<u32>) {
-        let Some(s) = self.sessions.get(&session) else {
-            return;
-        };
-        let watching = s.watching.clone();
-        if let Some(user) = s.user.clone() {
-            let name = self
-                .online
-                .get(&user)
-                .map(|o| o.name.clone())
-                .unwrap_or_default();
-            self.deliver(
-                session,
-                re,
-                &Event::LoggedIn {
-                    user: UserRef { id: user, name },
-                },
-            );
-            self.send_calls(session, re);
-        }
-        for user in watching {
-            let event = self.presence_event(&user);
-            self.deliver(session, re, &event);
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use axum::extract::ws::Utf8Bytes;
 use switchboard_proto::{ErrorCode, Event, PROTOCOL_VERSION, Resume, close};
 use tokio::sync::mpsc;
 
@@ -56,45 +57,42 @@ impl State {
                 "resumed by another connection",
             ));
         }
+        // A resume is honoured only if the kept events reach back to what the client last saw;
+        // otherwise the client is told to start afresh (it logs in again and gets the state).
+        let missed = last_seq.and_then(|last_seq| Self::missed_since(s, last_seq));
+        if missed.is_none() {
+            s.seq = 0;
+            s.replay.clear();
+        }
         let welcome = Event::Welcome {
             v: PROTOCOL_VERSION,
             session: s.key.clone(),
-            resumed: last_seq.is_some(),
+            resumed: missed.is_some(),
             ring_timeout_ms: self.config.ring_timeout.as_millis() as u64,
         };
         let frame = Self::encode(0, None, &Self::body(&welcome));
         // A fresh queue always has room for the welcome.
         let _ = outbox.try_send(Outgoing::Frame(frame.into()));
         s.conn = Some(Conn { id: conn, outbox });
-        if let Some(last_seq) = last_seq {
-            self.catch_up(session, last_seq);
+        for frame in missed.unwrap_or_default() {
+            self.send_frame(session, frame);
         }
         Attached { session, conn }
     }
 
-    /// Sends a resumed session what it missed: the kept events after `last_seq` if they reach
-    /// back that far, else the current state afresh.
-    fn catch_up(&mut self, session: u64, last_seq: u64) {
-        let Some(s) = self.sessions.get(&session) else {
-            return;
-        };
+    /// The kept events after `last_seq`, or None if they no longer reach back that far.
+    fn missed_since(s: &Session, last_seq: u64) -> Option<Vec<Utf8Bytes>> {
         let covered = s.seq <= last_seq
             || s.replay
                 .front()
                 .is_some_and(|(seq, _)| *seq <= last_seq + 1);
-        if covered {
-            let missed: Vec<_> = s
-                .replay
+        covered.then(|| {
+            s.replay
                 .iter()
                 .filter(|(seq, _)| *seq > last_seq)
                 .map(|(_, frame)| frame.clone())
-                .collect();
-            for frame in missed {
-                self.send_frame(session, frame);
-            }
-        } else {
-            self.snapshot(session, None);
-        }
+                .collect()
+        })
     }
 
     pub(super) fn detach(&mut self, at: Attached) {
@@ -130,6 +128,16 @@ impl State {
     }
 
     pub(super) fn close_all(&mut self) {
+        let now = self.clock.now();
+        for (id, online) in &self.online {
+            self.writes.push(crate::store::Write::SeenUser {
+                user: switchboard_proto::UserRef {
+                    id: id.clone(),
+                    name: online.name.clone(),
+                },
+                at: now,
+            });
+        }
         for s in self.sessions.values_mut() {
             if let Some(conn) = s.conn.take() {
                 let _ = conn

@@ -88,7 +88,10 @@ pub(super) struct State {
     /// Link tokens to the call and participant they belong to.
     pub links: HashMap<String, (CallId, switchboard_proto::Role)>,
     pub timers: DelayQueue<Timer>,
+    /// Calls per minute per user.
     pub limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Logins per minute per session, so no client can mint users without end.
+    pub login_limiter: Option<DefaultKeyedRateLimiter<SessionId>>,
     /// Writes for the store, sent after each message is handled.
     pub writes: Vec<Write>,
     pub store: Store,
@@ -107,6 +110,8 @@ impl State {
     ) -> Self {
         let limiter = NonZeroU32::new(config.limits.calls_per_minute)
             .map(|per_minute| RateLimiter::keyed(Quota::per_minute(per_minute)));
+        let login_limiter = NonZeroU32::new(config.limits.logins_per_minute)
+            .map(|per_minute| RateLimiter::keyed(Quota::per_minute(per_minute)));
         let mut state = Self {
             config,
             clock,
@@ -122,6 +127,7 @@ impl State {
             links: HashMap::new(),
             timers: DelayQueue::new(),
             limiter,
+            login_limiter,
             writes: Vec::new(),
             store,
             rooms,
@@ -153,6 +159,9 @@ impl State {
                 }
                 _ = housekeeping.tick() => {
                     if let Some(limiter) = &self.limiter {
+                        limiter.retain_recent();
+                    }
+                    if let Some(limiter) = &self.login_limiter {
                         limiter.retain_recent();
                     }
                 }
