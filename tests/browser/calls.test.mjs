@@ -90,3 +90,31 @@ test('B offline: A gets my_onmakecall(false) and a reason, never true', async ()
   await a.context.close();
   await b.context.close();
 });
+
+test('the ES module: connect, call, and events with named details', async () => {
+  const b = await user({ id: 'bob5', name: 'Bob' });
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${server.base}/healthz`);
+  await page.setContent(`<script type="module">
+    import { connect } from '/client/switchboard.mjs';
+    window.events = [];
+    const sb = await connect({ user: 'ann5', name: 'Ann' });
+    for (const type of ['statuschange', 'makecall', 'callanswered']) {
+      sb.addEventListener(type, (e) => events.push([type, e.detail]));
+    }
+    window.sb = sb;
+  </script>`);
+  await page.waitForFunction(() => window.events?.some(([t, d]) => t === 'statuschange' && d.online));
+  await page.evaluate(() => sb.call('bob5'));
+  await waitCall(b.page, 'my_onincomingcall', ([name]) => name === 'Ann');
+  await b.page.evaluate(() => sv_answercall());
+  const detail = await page.waitForFunction(
+    () => window.events.find(([t]) => t === 'callanswered')?.[1],
+  ).then((h) => h.jsonValue());
+  assert.equal(detail.name, 'Bob');
+  assert.match(detail.link, /^https?:\/\//);
+  assert.equal(await page.evaluate(() => sb.leader), true);
+  await context.close();
+  await b.context.close();
+});

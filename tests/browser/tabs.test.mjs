@@ -129,3 +129,33 @@ test('reload while ringing: the caller never sees the callee go offline; answere
   await ginaTab.context().close();
   await hankTab.context().close();
 });
+
+test('without Web Locks the tabs still share one socket and hand over', async () => {
+  const kim = { id: 'kim', name: 'Kim' };
+  const context = await browser.newContext();
+  // A browser without navigator.locks: the client elects over BroadcastChannel alone.
+  await context.addInitScript(() => { delete Navigator.prototype.locks; });
+  const tabs = [];
+  for (let i = 0; i < 2; i += 1) tabs.push(await openTab(context, server.base, kim));
+  await Promise.all(tabs.map(online));
+  assert.equal(await tabs[0].evaluate(() => 'locks' in navigator), false);
+  await sleep(1500);
+  assert.equal((await leaderOf(tabs)).length, 1, 'one leader');
+  assert.equal(await metricBecomes('switchboard_connections', 1), 1);
+
+  const leo = await openTab(await browser.newContext(), server.base, { id: 'leo', name: 'Leo' });
+  await online(leo);
+  await leo.evaluate(() => sv_makecall('kim'));
+  for (const tab of tabs) await waitCall(tab, 'my_onincomingcall', ([name]) => name === 'Leo');
+  const [leaderIndex] = await leaderOf(tabs);
+  await tabs[leaderIndex].close({ runBeforeUnload: true });
+  const rest = tabs[1 - leaderIndex];
+  // Its latest word must be "leading" (an earlier true may date from the first election).
+  for (let i = 0; i < 100 && !(await leads(rest)); i += 1) await sleep(50);
+  assert.ok(await leads(rest), 'the remaining tab leads');
+  await rest.evaluate(() => sv_answercall());
+  await waitCall(leo, 'my_oncallanswered', ([name]) => name === 'Kim');
+  assert.equal(await countCalls(rest, 'my_onincomingcall'), 1);
+  await context.close();
+  await leo.context().close();
+});
