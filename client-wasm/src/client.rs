@@ -416,7 +416,11 @@ impl Tab {
                 }
             }
             Relay::Resign { .. } => {
-                if let Some(link) = &mut self.link {
+                // With Web Locks the browser hands the lock on by itself; without, the
+                // followers claim at their next tick instead of waiting out the silence.
+                if let Some(link) = &mut self.link
+                    && matches!(link.election, Election::Fallback { .. })
+                {
                     link.last_heard = 0.0;
                 }
             }
