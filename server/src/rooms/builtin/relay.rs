@@ -6,7 +6,7 @@
 //! never waits: a queue that is full means a page that stopped reading, and that page is
 //! dropped rather than allowed to grow the server's memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ struct Rooms {
     rooms: HashMap<CallId, Room>,
     /// Calls that are over, with when they ended.
     ended: HashMap<CallId, Instant>,
+    /// The same calls in the order they ended, so forgetting old ones never scans the rest.
+    ended_order: VecDeque<(Instant, CallId)>,
     /// Tells a page's seat from the seat of the page that replaced it.
     next_conn: u64,
 }
@@ -279,10 +281,20 @@ impl Relay {
 
 impl Rooms {
     fn close(&mut self, call: &CallId, now: Instant, reason_for: impl Fn(Role) -> EndReason) {
-        // Forgetting old ids here keeps the memory bounded by the calls of the last minutes.
-        self.ended
-            .retain(|_, at| now.saturating_duration_since(*at) < ENDED_KEPT_FOR);
+        // Forgetting old ids here keeps the memory bounded by the calls of the last minutes;
+        // only the expired ones are visited, so a busy server does not rescan minutes of calls
+        // on every call that ends.
+        while let Some((at, _)) = self.ended_order.front()
+            && now.saturating_duration_since(*at) >= ENDED_KEPT_FOR
+        {
+            if let Some((at, old)) = self.ended_order.pop_front()
+                && self.ended.get(&old) == Some(&at)
+            {
+                self.ended.remove(&old);
+            }
+        }
         self.ended.insert(call.clone(), now);
+        self.ended_order.push_back((now, call.clone()));
         if let Some(mut room) = self.rooms.remove(call) {
             room.close_all(reason_for);
         }
