@@ -25,10 +25,12 @@ use crate::tracker::Tracker;
 const TICK_MS: u32 = 500;
 /// The leader's beat interval.
 pub const BEAT_MS: f64 = 1000.0;
-/// A visible follower that heard nothing for this long pings the leader.
-const QUIET_MS: f64 = 4000.0;
+/// A visible follower that heard nothing for this long pings the leader. A leader hidden for
+/// long has its timers throttled (beats may come a minute apart), but it still answers a ping
+/// at once: channel messages are not throttled, only a frozen tab stays silent.
+const QUIET_MS: f64 = 2500.0;
 /// A pinged leader that stays silent this long is taken to be frozen.
-const PING_MS: f64 = 1500.0;
+const PING_MS: f64 = 1000.0;
 /// Without Web Locks: a leader silent this long is replaced.
 const FALLBACK_SILENCE_MS: f64 = 2500.0;
 /// Without Web Locks: how long a claim waits for a better-placed rival.
@@ -118,6 +120,14 @@ impl Tab {
 
     pub fn status(&mut self, text: impl Into<String>) {
         self.out.push(Callback::status(text));
+    }
+
+    /// Leadership comes from a Web Lock (rather than from claims over the channel).
+    pub fn uses_locks(&self) -> bool {
+        matches!(
+            self.link.as_ref().map(|l| &l.election),
+            Some(Election::Locks(_))
+        )
     }
 
     pub fn leads(&self) -> bool {
@@ -379,8 +389,10 @@ impl Tab {
             } => {
                 self.heard();
                 if self.leads() {
-                    // Only without Web Locks can two tabs lead; the lower id keeps leading.
-                    if tab < self.id {
+                    // Without Web Locks two tabs may both claim: the lower id keeps leading.
+                    // With them the lock decides, and a beat from a rival is a thawed tab
+                    // that has yet to learn it lost the lock.
+                    if !self.uses_locks() && tab < self.id {
                         self.step_down(false);
                     }
                     return;
@@ -484,13 +496,15 @@ impl Tab {
             }
             Vote::Lost => {
                 self.step_down(false);
-                if let Some(Link {
-                    election: Election::Locks(locks),
-                    ..
-                }) = &self.link
-                {
-                    locks.queue();
+                if let Some(link) = &mut self.link {
+                    // Taken from a frozen tab: what passed meanwhile may never have reached
+                    // it, so it asks the new leader for its picture.
+                    link.synced = false;
+                    if let Election::Locks(locks) = &link.election {
+                        locks.queue();
+                    }
                 }
+                self.announce_join();
             }
         }
     }

@@ -134,12 +134,15 @@ impl Tab {
     }
 
     fn on_closed(&mut self, code: u16) {
+        let locks = self.uses_locks();
         let Some(leader) = self.leader() else { return };
         leader.socket = None;
         leader.ready = false;
         match code {
-            close::REPLACED => {
-                // Another tab resumed this session: it leads now.
+            // Another tab resumed this session. Without locks it won the leadership; with
+            // them this tab holds the lock, so the other one is a thawed former leader about
+            // to learn it lost: take the session back.
+            close::REPLACED if !locks => {
                 self.step_down(false);
                 return;
             }

@@ -159,3 +159,46 @@ test('without Web Locks the tabs still share one socket and hand over', async ()
   await context.close();
   await leo.context().close();
 });
+
+test('a frozen leader is replaced, and after thawing it follows without repeating events', async () => {
+  const mia = { id: 'mia', name: 'Mia' };
+  const context = await browser.newContext();
+  const tabs = [];
+  for (let i = 0; i < 2; i += 1) tabs.push(await openTab(context, server.base, mia));
+  await Promise.all(tabs.map(online));
+  const [leaderIndex] = await leaderOf(tabs);
+  const frozen = tabs[leaderIndex];
+  const other = tabs[1 - leaderIndex];
+  // A frozen tab runs nothing and keeps its lock. Chromium's own freezing (background tabs,
+  // back/forward cache) cannot be triggered here: stopping the tab's script in the debugger
+  // has the same effect, without the `freeze` event a real freeze sends first.
+  const cdp = await context.newCDPSession(frozen);
+  await cdp.send('Debugger.enable');
+  await cdp.send('Debugger.pause');
+  const t0 = Date.now();
+  for (let i = 0; i < 160 && !(await leads(other)); i += 1) await sleep(50);
+  assert.ok(await leads(other), 'the visible tab took over from the frozen one');
+  const took = Date.now() - t0;
+  assert.ok(took < 6000, `took ${took} ms`);
+
+  const ned = await openTab(await browser.newContext(), server.base, { id: 'ned', name: 'Ned' });
+  await online(ned);
+  await ned.evaluate(() => sv_makecall('mia'));
+  await waitCall(other, 'my_onincomingcall', ([name]) => name === 'Ned');
+
+  await cdp.send('Debugger.resume');
+  // Thawed, the old leader learns its lock was taken, follows, and catches up once.
+  await waitCall(frozen, 'my_onincomingcall', ([name]) => name === 'Ned');
+  for (let i = 0; i < 40 && (await leads(frozen)); i += 1) await sleep(50);
+  assert.deepEqual(await leaderOf(tabs), [1 - leaderIndex]);
+  await frozen.evaluate(() => sv_answercall());
+  await waitCall(ned, 'my_oncallanswered', ([name]) => name === 'Mia');
+  await sleep(300);
+  for (const tab of tabs) {
+    assert.equal(await countCalls(tab, 'my_onincomingcall'), 1);
+    assert.equal(await countCalls(tab, 'my_onstatuschange'), 1);
+  }
+  assert.equal(await metricBecomes('switchboard_connections', 2), 2);
+  await context.close();
+  await ned.context().close();
+});
