@@ -67,11 +67,14 @@ export async function freePort() {
   return port;
 }
 
-/** Starts the switchboard binary; resolves once /healthz answers 200. */
-export async function startServer(extraArgs = []) {
+/**
+ * Starts the switchboard binary; resolves once /healthz answers 200. A restart passes the
+ * `port` and `dir` of the earlier run (and `keep` so stopping leaves the database).
+ */
+export async function startServer(extraArgs = [], { port: wantPort, dir: wantDir, keep = false } = {}) {
   assert.ok(existsSync(binary), `${binary} is missing: run cargo build -p switchboard`);
-  const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-e2e-'));
-  const port = await freePort();
+  const dir = wantDir ?? mkdtempSync(path.join(tmpdir(), 'switchboard-e2e-'));
+  const port = wantPort ?? await freePort();
   const args = [
     '--listen', `127.0.0.1:${port}`, '--db', path.join(dir, 'sb.db'), '--www', 'www',
     '--presence-grace', '2s', '--ring-timeout', '20s', ...extraArgs,
@@ -102,6 +105,8 @@ export async function startServer(extraArgs = []) {
   }
   return {
     base,
+    port,
+    dir,
     log: () => log,
     /** The value of a Prometheus gauge or counter on /metrics. */
     async metric(name) {
@@ -116,7 +121,7 @@ export async function startServer(extraArgs = []) {
         proc.on('exit', resolve);
         setTimeout(() => { proc.kill('SIGKILL'); resolve(); }, 5000);
       });
-      rmSync(dir, { recursive: true, force: true });
+      if (!keep) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
