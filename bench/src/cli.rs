@@ -110,6 +110,14 @@ pub enum Scenario {
         #[arg(long, default_value_t = 100)]
         ringing: usize,
     },
+    /// The machine's own ceiling: small loopback TCP writes per second, without Switchboard.
+    Baseline {
+        /// Sockets written to in turn.
+        #[arg(long, default_value_t = 1000)]
+        sockets: usize,
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+    },
     /// Internal: one worker process (driven over stdin/stdout by the others).
     #[command(hide = true)]
     Worker,

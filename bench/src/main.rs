@@ -57,6 +57,9 @@ fn main() -> anyhow::Result<()> {
             Scenario::Storm { sessions, ringing } => {
                 scenario::storm::run(common, sessions, ringing).await
             }
+            Scenario::Baseline { sockets, secs } => {
+                scenario::baseline::run(common, sockets, secs).await
+            }
             Scenario::Worker => Ok(true),
         }
     })?;

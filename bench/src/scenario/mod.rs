@@ -1,5 +1,6 @@
 //! The four measurements, each repeated on a fresh server, and what they have in common.
 
+pub mod baseline;
 pub mod calls;
 pub mod idle;
 pub mod presence;

@@ -1,0 +1,105 @@
+//! The machine's own ceiling, without Switchboard: how many small WebSocket-sized writes per
+//! second one sending thread can push over loopback TCP to sockets read by another process-like
+//! thread. Presence fan-out and calls cost at least one such write per event delivered.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+use super::{header, print_median};
+use crate::cli::Common;
+
+/// The size of a presence event frame as the server sends it.
+const FRAME: usize = 80;
+
+pub async fn run(common: &Common, sockets: usize, secs: f64) -> anyhow::Result<bool> {
+    header("baseline");
+    let mut rates = Vec::new();
+    for run in 1..=common.runs {
+        let rate = tokio::task::spawn_blocking(move || measure(sockets, secs)).await??;
+        println!("run {run}: {sockets} sockets: {rate:.0} writes/s of {FRAME} bytes, each read");
+        rates.push(rate);
+    }
+    println!("medians of {} runs:", common.runs);
+    print_median(
+        "loopback writes (one thread sends, one reads)",
+        "/s",
+        &rates,
+    );
+    Ok(true)
+}
+
+/// One thread accepts and writes one frame to each socket in turn; another reads them all.
+fn measure(sockets: usize, secs: f64) -> anyhow::Result<f64> {
+    let rt = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr: SocketAddr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (stop, received) = (stop.clone(), received.clone());
+        let rt = rt()?;
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            rt.block_on(async {
+                for _ in 0..sockets {
+                    let mut stream = TcpStream::connect(addr).await?;
+                    stream.set_nodelay(true)?;
+                    let (stop, received) = (stop.clone(), received.clone());
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 4096];
+                        while !stop.load(Ordering::Relaxed) {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => received.fetch_add(n as u64, Ordering::Relaxed),
+                            };
+                        }
+                    });
+                }
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(())
+            })
+        })
+    };
+    let rt = rt()?;
+    let sent = rt.block_on(async {
+        let listener = TcpListener::from_std(listener)?;
+        let mut streams = Vec::with_capacity(sockets);
+        for _ in 0..sockets {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            streams.push(stream);
+        }
+        let frame = [b'x'; FRAME];
+        let started = Instant::now();
+        let mut sent = 0u64;
+        while started.elapsed().as_secs_f64() < secs {
+            for stream in &mut streams {
+                stream.write_all(&frame).await?;
+                sent += 1;
+            }
+        }
+        anyhow::Ok(sent as f64 / started.elapsed().as_secs_f64())
+    })?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = reader.join();
+    let delivered = received.load(Ordering::Relaxed) as f64 / FRAME as f64;
+    anyhow::ensure!(delivered > 0.0, "nothing was read");
+    Ok(sent)
+}
