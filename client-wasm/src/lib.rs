@@ -18,6 +18,7 @@ mod leader;
 mod lifecycle;
 mod page;
 mod socket;
+mod tabs;
 
 pub use exports::*;
 

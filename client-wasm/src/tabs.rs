@@ -1,0 +1,350 @@
+//! The tab's place among the other tabs of the browser: messages between tabs, the
+//! election (Web Locks, or claims over the channel without them), the watchdog that replaces
+//! a frozen leader, and the page lifecycle.
+
+use switchboard_proto::ServerFrame;
+
+use crate::client::{Link, Tab, now};
+use crate::election::{LockElection, Vote};
+use crate::leader::Leader;
+use crate::lifecycle::{self, PageChange};
+use crate::relay::{Intent, Relay, SessionRef, TabId};
+
+/// A visible follower that heard nothing for this long pings the leader. A leader hidden for
+/// long has its timers throttled (beats may come a minute apart), but it still answers a ping
+/// at once: channel messages are not throttled, only a frozen tab stays silent.
+const QUIET_MS: f64 = 2500.0;
+/// A pinged leader that stays silent this long is taken to be frozen.
+const PING_MS: f64 = 1000.0;
+/// Without Web Locks: a leader silent this long is replaced.
+pub(crate) const FALLBACK_SILENCE_MS: f64 = 2500.0;
+/// Without Web Locks: how long a claim waits for a better-placed rival.
+const CLAIM_MS: f64 = 300.0;
+
+pub(crate) enum Election {
+    Locks(LockElection),
+    /// No Web Locks: tabs claim leadership over the channel; the lowest tab id wins a tie.
+    Fallback {
+        claim_until: Option<f64>,
+        outbid: bool,
+    },
+}
+
+impl Tab {
+    /// Takes part in the election and asks the leader (if any) for its picture.
+    pub(crate) fn join(&mut self) {
+        let Some(link) = &mut self.link else { return };
+        link.away = false;
+        if let Election::Locks(locks) = &link.election {
+            locks.start();
+        }
+        self.announce_join();
+    }
+
+    /// Tells the leader what this tab wants (and asks for its picture if needed).
+    pub(crate) fn announce_join(&mut self) {
+        let Some(link) = &self.link else { return };
+        let msg = Relay::Join {
+            tab: self.id,
+            snapshot: !link.synced,
+            intent: self.intent.clone(),
+            watch: self.watch.clone(),
+        };
+        self.post(&msg);
+    }
+
+    /// Stops leading (if it did) and leaves the election.
+    pub(crate) fn leave(&mut self) {
+        self.step_down(true);
+        if let Some(link) = &mut self.link {
+            link.away = true;
+            if let Election::Locks(locks) = &link.election {
+                locks.release();
+            }
+        }
+    }
+
+    fn heard(&mut self) {
+        if let Some(link) = &mut self.link {
+            link.last_heard = now();
+        }
+    }
+
+    pub(crate) fn on_relay(&mut self, msg: Relay) {
+        if self.link.as_ref().is_none_or(|l| l.away) {
+            return;
+        }
+        match msg {
+            Relay::Frame {
+                session,
+                frame,
+                re_call,
+            } => {
+                self.heard();
+                if let Ok(frame) = serde_json::from_str::<ServerFrame>(&frame) {
+                    self.deliver(&session, &frame, re_call);
+                }
+            }
+            Relay::Beat {
+                tab,
+                session,
+                intent,
+            } => {
+                self.heard();
+                if self.leads() {
+                    // Without Web Locks two tabs may both claim: the lower id keeps leading.
+                    // With them the lock decides, and a beat from a rival is a thawed tab
+                    // that has yet to learn it lost the lock.
+                    if !self.uses_locks() && tab < self.id {
+                        self.step_down(false);
+                    }
+                    return;
+                }
+                self.adopt(session, intent);
+            }
+            Relay::Status { text } => {
+                self.heard();
+                self.status(text);
+            }
+            Relay::Snapshot {
+                to,
+                session,
+                events,
+            } => {
+                self.heard();
+                if to == self.id {
+                    self.apply_snapshot(session, &events);
+                }
+            }
+            Relay::Leader { tab } => {
+                self.heard();
+                let locks = matches!(
+                    self.link.as_ref().map(|l| &l.election),
+                    Some(Election::Locks(_))
+                );
+                // With Web Locks a rival leader is a stealer, and our `Lost` is on its way.
+                if self.leads() && !locks && tab < self.id {
+                    self.step_down(false);
+                }
+                if !self.leads() {
+                    self.announce_join();
+                }
+            }
+            Relay::Resign { .. } => {
+                // With Web Locks the browser hands the lock on by itself; without, the
+                // followers claim at their next tick instead of waiting out the silence.
+                if let Some(link) = &mut self.link
+                    && matches!(link.election, Election::Fallback { .. })
+                {
+                    link.last_heard = 0.0;
+                }
+            }
+            Relay::Claim { tab } => self.on_claim(tab),
+            Relay::Intent { intent, act } => {
+                if self.leads() {
+                    self.apply_intent(intent, act);
+                } else if act {
+                    self.intent.online = intent.online;
+                }
+            }
+            Relay::Join {
+                tab,
+                snapshot,
+                intent,
+                watch,
+            } => self.leader_join(tab, snapshot, intent, watch),
+            Relay::Command { cmd, call, .. } => {
+                if self.leads() {
+                    self.leader_send(cmd, call);
+                }
+            }
+            Relay::Watch { tab, users } => self.leader_watch(tab, users),
+            Relay::Bye { tab } => self.leader_bye(tab),
+            Relay::Ping { .. } => self.beat(),
+        }
+    }
+
+    /// A follower takes the leader's view of the session and of the login intent.
+    fn adopt(&mut self, session: Option<SessionRef>, intent: Intent) {
+        if let Some(link) = &mut self.link
+            && let Some(s) = session
+            && link
+                .shared
+                .as_ref()
+                .is_none_or(|old| old.key != s.key || old.last_seq < s.last_seq)
+        {
+            link.shared = Some(s);
+        }
+        self.intent.online = intent.online;
+        if self.intent.identity.is_none() {
+            self.intent.identity = intent.identity;
+        }
+    }
+
+    pub(crate) fn on_vote(&mut self, vote: Vote) {
+        if self.link.as_ref().is_none_or(|l| l.away) {
+            return;
+        }
+        match vote {
+            Vote::Lead => self.become_leader(),
+            Vote::Follow => {
+                self.report_master(false);
+                if let Some(Link {
+                    election: Election::Locks(locks),
+                    ..
+                }) = &self.link
+                {
+                    locks.queue();
+                }
+            }
+            Vote::Lost => {
+                self.step_down(false);
+                if let Some(link) = &mut self.link {
+                    // Taken from a frozen tab: what passed meanwhile may never have reached
+                    // it, so it asks the new leader for its picture.
+                    link.synced = false;
+                    if let Election::Locks(locks) = &link.election {
+                        locks.queue();
+                    }
+                }
+                self.announce_join();
+            }
+        }
+    }
+
+    fn on_claim(&mut self, tab: TabId) {
+        if self.leads() {
+            // A claimant that hears a beat backs off.
+            self.beat();
+            return;
+        }
+        if let Some(Link {
+            election:
+                Election::Fallback {
+                    claim_until,
+                    outbid,
+                },
+            ..
+        }) = &mut self.link
+            && claim_until.is_some()
+            && tab < self.id
+        {
+            *outbid = true;
+        }
+    }
+
+    pub(crate) fn on_tick(&mut self) {
+        let t = now();
+        if self.leads() {
+            self.leader_tick(t);
+            return;
+        }
+        let id = self.id;
+        let Some(link) = &mut self.link else { return };
+        if link.away {
+            return;
+        }
+        match &mut link.election {
+            Election::Locks(locks) => {
+                // Only a visible tab judges the leader: hidden tabs' timers are throttled.
+                if !lifecycle::visible() {
+                    link.ping_at = None;
+                    return;
+                }
+                match link.ping_at {
+                    Some(at) if link.last_heard > at => link.ping_at = None,
+                    Some(at) if t - at > PING_MS => {
+                        link.ping_at = None;
+                        link.last_heard = t;
+                        locks.steal();
+                        self.status(
+                            "the tab holding the connection stopped answering; taking over",
+                        );
+                    }
+                    Some(_) => {}
+                    None if t - link.last_heard > QUIET_MS => {
+                        link.ping_at = Some(t);
+                        link.channel.post(&Relay::Ping { tab: id });
+                    }
+                    None => {}
+                }
+            }
+            Election::Fallback {
+                claim_until,
+                outbid,
+            } => match *claim_until {
+                Some(until) if t >= until => {
+                    *claim_until = None;
+                    if !*outbid && t - link.last_heard > CLAIM_MS {
+                        self.become_leader();
+                    }
+                }
+                Some(_) => {}
+                None if t - link.last_heard > FALLBACK_SILENCE_MS => {
+                    *claim_until = Some(t + CLAIM_MS);
+                    *outbid = false;
+                    link.channel.post(&Relay::Claim { tab: id });
+                }
+                None => {}
+            },
+        }
+    }
+
+    pub(crate) fn on_page(&mut self, change: PageChange) {
+        match change {
+            PageChange::Hide => {
+                self.post(&Relay::Bye { tab: self.id });
+                self.leave();
+            }
+            PageChange::Freeze => self.leave(),
+            PageChange::Back => {
+                if self.link.as_ref().is_some_and(|l| l.away) {
+                    if let Some(link) = &mut self.link {
+                        // Events passed by while away: ask for the leader's picture again.
+                        link.synced = false;
+                        link.last_heard = now();
+                    }
+                    self.join();
+                }
+            }
+            PageChange::Visible => {
+                if !self.leads()
+                    && let Some(link) = &mut self.link
+                    && link.ping_at.is_none()
+                {
+                    link.ping_at = Some(now());
+                    link.channel.post(&Relay::Ping { tab: self.id });
+                }
+            }
+        }
+    }
+
+    fn become_leader(&mut self) {
+        let Some(link) = &mut self.link else { return };
+        if link.leader.is_some() {
+            return;
+        }
+        link.leader = Some(Leader::new());
+        link.synced = true;
+        self.report_master(true);
+        self.post(&Relay::Leader { tab: self.id });
+        let own = self.watch.clone();
+        if let Some(leader) = self.link.as_mut().and_then(|l| l.leader.as_mut()) {
+            leader.watches.insert(self.id, own);
+        }
+        self.connect();
+    }
+
+    /// Stops leading: closes the socket; `resign` tells the other tabs at once.
+    pub fn step_down(&mut self, resign: bool) {
+        let Some(link) = &mut self.link else { return };
+        if link.leader.take().is_none() {
+            return;
+        }
+        if resign {
+            link.channel.post(&Relay::Resign { tab: self.id });
+        }
+        link.last_heard = now();
+        self.report_master(false);
+    }
+}
