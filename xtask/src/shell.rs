@@ -17,6 +17,24 @@ pub fn root() -> PathBuf {
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
+    // `cargo run` describes the xtask package in these; build scripts that watch such
+    // variables would otherwise see a change and rebuild what a plain `cargo build` built.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let leaked = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || key == "CARGO_PRIMARY_PACKAGE"
+            || key == "CARGO_RUSTC_CURRENT_DIR";
+        if leaked {
+            cmd.env_remove(key.as_ref());
+        }
+    }
     cmd
 }
 
