@@ -69,7 +69,7 @@ test('three tabs: one socket, one leader, every tab hears each callback once', a
   await dave.context().close();
 });
 
-test('the leading tab closes while a call rings: another leads within 1 s and answers', async () => {
+test('the leading tab closes while a call rings: another leads within 1 s and answers', async (t) => {
   const erin = { id: 'erin', name: 'Erin' };
   const context = await browser.newContext();
   const tabs = [];
@@ -96,6 +96,7 @@ test('the leading tab closes while a call rings: another leads within 1 s and an
     await sleep(20);
   }
   assert.ok(took !== undefined && took <= 1000, `a new leader after ${took} ms`);
+  t.diagnostic(`a new leader after ${took} ms`);
   assert.equal((await leaderOf(rest)).length, 1);
 
   await rest[0].evaluate(() => sv_answercall());
@@ -160,7 +161,7 @@ test('without Web Locks the tabs still share one socket and hand over', async ()
   await leo.context().close();
 });
 
-test('a frozen leader is replaced, and after thawing it follows without repeating events', async () => {
+test('a frozen leader is replaced, and after thawing it follows without repeating events', async (t) => {
   const mia = { id: 'mia', name: 'Mia' };
   const context = await browser.newContext();
   const tabs = [];
@@ -180,6 +181,7 @@ test('a frozen leader is replaced, and after thawing it follows without repeatin
   assert.ok(await leads(other), 'the visible tab took over from the frozen one');
   const took = Date.now() - t0;
   assert.ok(took < 6000, `took ${took} ms`);
+  t.diagnostic(`the frozen leader was replaced after ${took} ms`);
 
   const ned = await openTab(await browser.newContext(), server.base, { id: 'ned', name: 'Ned' });
   await online(ned);

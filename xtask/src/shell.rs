@@ -40,7 +40,11 @@ pub fn cargo() -> Command {
 
 /// Runs a command to the end, failing with its description when it fails.
 pub fn run(cmd: &mut Command) -> Result {
-    let what = format!("{cmd:?}");
+    let what = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
     eprintln!("xtask: running {what}");
     let status = cmd
         .status()
