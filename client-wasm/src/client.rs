@@ -26,6 +26,8 @@ use crate::tracker::Tracker;
 const TICK_MS: u32 = 500;
 /// The leader's beat interval.
 pub const BEAT_MS: f64 = 1000.0;
+/// Unacknowledged commands kept for a new leader.
+const UNACKED_MAX: usize = 8;
 
 thread_local! {
     static TAB: RefCell<Option<Tab>> = const { RefCell::new(None) };
@@ -81,6 +83,11 @@ pub struct Tab {
     pub watch: Vec<String>,
     pub link: Option<Link>,
     reported_master: Option<bool>,
+    /// Commands sent to the leader and not yet acknowledged: (number, JSON, is a call, when).
+    /// A leader that goes away between posting and taking them would lose them; the next
+    /// leader gets them instead.
+    pub(crate) unacked: Vec<(u32, String, bool, f64)>,
+    next_command: u32,
     _lifecycle: Lifecycle,
 }
 
@@ -96,6 +103,8 @@ impl Tab {
             watch: vec![],
             link: None,
             reported_master: None,
+            unacked: vec![],
+            next_command: 0,
             _lifecycle: Lifecycle::watch(|change| with_tab(|t| t.on_page(change))),
         }
     }
@@ -234,8 +243,15 @@ impl Tab {
         if self.leads() {
             self.leader_send(cmd, call);
         } else {
+            self.next_command = self.next_command.wrapping_add(1);
+            let n = self.next_command;
+            if self.unacked.len() == UNACKED_MAX {
+                self.unacked.remove(0);
+            }
+            self.unacked.push((n, cmd.clone(), call, now()));
             self.post(&Relay::Command {
                 tab: self.id,
+                n,
                 cmd,
                 call,
             });

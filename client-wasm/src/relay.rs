@@ -77,11 +77,15 @@ pub enum Relay {
     /// A command a follower's page issued.
     Command {
         tab: TabId,
+        /// The sender's number for it, echoed in `Ack`.
+        n: u32,
         /// The `Command` as JSON text.
         cmd: String,
         /// It is a `call` (its error means "could not ring").
         call: bool,
     },
+    /// Leader to one tab: its command `n` was taken (and is sent or queued for the server).
+    Ack { tab: TabId, n: u32 },
     /// `sv_login` / `sv_logoff` / `sv_setuserinfo` in a follower.
     Intent { intent: Intent, act: bool },
     /// The users a tab watches (replaces its earlier list).

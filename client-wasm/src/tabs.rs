@@ -20,6 +20,8 @@ const PING_MS: f64 = 1000.0;
 pub(crate) const FALLBACK_SILENCE_MS: f64 = 2500.0;
 /// Without Web Locks: how long a claim waits for a better-placed rival.
 const CLAIM_MS: f64 = 300.0;
+/// A command older than this is dropped rather than handed to a new leader.
+const UNACKED_FOR_MS: f64 = 10_000.0;
 
 pub(crate) enum Election {
     Locks(LockElection),
@@ -128,6 +130,7 @@ impl Tab {
                 }
                 if !self.leads() {
                     self.announce_join();
+                    self.resend_unacked();
                 }
             }
             Relay::Resign { .. } => {
@@ -153,9 +156,15 @@ impl Tab {
                 intent,
                 watch,
             } => self.leader_join(tab, snapshot, intent, watch),
-            Relay::Command { cmd, call, .. } => {
+            Relay::Command { tab, n, cmd, call } => {
                 if self.leads() {
                     self.leader_send(cmd, call);
+                    self.post(&Relay::Ack { tab, n });
+                }
+            }
+            Relay::Ack { tab, n } => {
+                if tab == self.id {
+                    self.unacked.retain(|c| c.0 != n);
                 }
             }
             Relay::Watch { tab, users } => self.leader_watch(tab, users),
@@ -333,6 +342,32 @@ impl Tab {
             leader.watches.insert(self.id, own);
         }
         self.connect();
+        // Commands this tab gave the previous leader, which never took them.
+        for (_, cmd, call, _) in self.fresh_unacked() {
+            self.leader_send(cmd, call);
+        }
+    }
+
+    /// Unacknowledged commands young enough to still mean what the user meant.
+    fn fresh_unacked(&mut self) -> Vec<(u32, String, bool, f64)> {
+        let t = now();
+        std::mem::take(&mut self.unacked)
+            .into_iter()
+            .filter(|c| t - c.3 < UNACKED_FOR_MS)
+            .collect()
+    }
+
+    /// Gives a new leader the commands the previous one never took.
+    fn resend_unacked(&mut self) {
+        for (n, cmd, call, at) in self.fresh_unacked() {
+            self.unacked.push((n, cmd.clone(), call, at));
+            self.post(&Relay::Command {
+                tab: self.id,
+                n,
+                cmd,
+                call,
+            });
+        }
     }
 
     /// Stops leading: closes the socket; `resign` tells the other tabs at once.

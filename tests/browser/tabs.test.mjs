@@ -204,3 +204,26 @@ test('a frozen leader is replaced, and after thawing it follows without repeatin
   await context.close();
   await ned.context().close();
 });
+
+test('an answer given while the leader is frozen is carried out by the next leader', async () => {
+  const olive = { id: 'olive', name: 'Olive' };
+  const context = await browser.newContext();
+  const tabs = [];
+  for (let i = 0; i < 2; i += 1) tabs.push(await openTab(context, server.base, olive));
+  await Promise.all(tabs.map(online));
+  const quinn = await openTab(await browser.newContext(), server.base, { id: 'quinn', name: 'Quinn' });
+  await online(quinn);
+  await quinn.evaluate(() => sv_makecall('olive'));
+  for (const tab of tabs) await waitCall(tab, 'my_onincomingcall');
+
+  const [leaderIndex] = await leaderOf(tabs);
+  const cdp = await context.newCDPSession(tabs[leaderIndex]);
+  await cdp.send('Debugger.enable');
+  await cdp.send('Debugger.pause');
+  // The follower's click goes to a leader that cannot take it.
+  await tabs[1 - leaderIndex].evaluate(() => sv_answercall());
+  await waitCall(quinn, 'my_oncallanswered', ([name]) => name === 'Olive', 10_000);
+  await cdp.send('Debugger.resume');
+  await context.close();
+  await quinn.context().close();
+});
