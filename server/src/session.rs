@@ -4,7 +4,10 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{
+    SinkExt, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
 use switchboard_proto::{
     ClientFrame, Command, ErrorCode, Event, PROTOCOL_VERSION, ServerFrame, close,
 };
@@ -45,27 +48,35 @@ impl Drop for Counted {
     }
 }
 
-pub async fn serve(mut socket: WebSocket, ctx: SessionContext) {
-    let _counted = Counted::new(ctx.metrics.clone());
-    let resume = match hello(&mut socket, &ctx).await {
-        Ok(resume) => resume,
-        Err((code, close_code)) => {
-            let _ = socket.send(unsequenced_error(None, code)).await;
+/// A plain `fn` around an `async move` block rather than an `async fn`: an `async fn` copies its
+/// arguments into locals, so the socket and context would take their space twice in every
+/// session's task for the whole life of the connection.
+#[allow(clippy::manual_async_fn)]
+pub fn serve(mut socket: WebSocket, ctx: SessionContext) -> impl Future<Output = ()> {
+    async move {
+        let _counted = Counted::new(ctx.metrics.clone());
+        let resume = match hello(&mut socket, &ctx).await {
+            Ok(resume) => resume,
+            Err((code, close_code)) => {
+                let _ = socket.send(unsequenced_error(None, code)).await;
+                let _ = socket
+                    .send(close_message(close_code, code.describe()))
+                    .await;
+                return;
+            }
+        };
+        let (outbox, events) = mpsc::channel(ctx.limits.send_queue);
+        let Ok(at) = ctx.hub.attach(resume, outbox).await else {
             let _ = socket
-                .send(close_message(close_code, code.describe()))
+                .send(close_message(1001, "the server is shutting down"))
                 .await;
             return;
-        }
-    };
-    let (outbox, events) = mpsc::channel(ctx.limits.send_queue);
-    let Ok(at) = ctx.hub.attach(resume, outbox).await else {
-        let _ = socket
-            .send(close_message(1001, "the server is shutting down"))
-            .await;
-        return;
-    };
-    run(socket, &ctx, at, events).await;
-    ctx.hub.detach(at).await;
+        };
+        // Split here so the socket moves into the halves once, instead of being held by `run` too.
+        let (sink, stream) = socket.split();
+        run(sink, stream, &ctx, at, events).await;
+        ctx.hub.detach(at).await;
+    }
 }
 
 /// Waits for the opening `hello`; answers the resume request it carries.
@@ -104,12 +115,12 @@ async fn hello(
 }
 
 async fn run(
-    socket: WebSocket,
+    mut sink: SplitSink<WebSocket, Message>,
+    mut stream: SplitStream<WebSocket>,
     ctx: &SessionContext,
     at: Attached,
     mut events: mpsc::Receiver<Outgoing>,
 ) {
-    let (mut sink, mut stream) = socket.split();
     let mut ping = tokio::time::interval(ctx.limits.ping_interval);
     ping.reset();
     let mut last_heard = Instant::now();
