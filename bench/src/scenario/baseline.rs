@@ -1,6 +1,8 @@
 //! The machine's own ceiling, without Switchboard: how many small WebSocket-sized writes per
-//! second one sending thread can push over loopback TCP to sockets read by another process-like
-//! thread. Presence fan-out and calls cost at least one such write per event delivered.
+//! second one sending thread can push over loopback TCP to sockets read by another thread
+//! (presence fan-out and calls cost at least one such write per event delivered), and the
+//! round-trip time of one small message to an echoing thread and back at 1,000 per second
+//! (a ring is one such round: caller to server, server to callee).
 
 use std::{
     net::SocketAddr,
@@ -17,7 +19,10 @@ use tokio::{
 };
 
 use super::{header, print_median};
-use crate::cli::Common;
+use crate::{
+    cli::Common,
+    stats::{Histogram, Summary, median_summary},
+};
 
 /// The size of a presence event frame as the server sends it.
 const FRAME: usize = 80;
@@ -25,10 +30,14 @@ const FRAME: usize = 80;
 pub async fn run(common: &Common, sockets: usize, secs: f64) -> anyhow::Result<bool> {
     header("baseline");
     let mut rates = Vec::new();
+    let mut rounds: Vec<Summary> = Vec::new();
     for run in 1..=common.runs {
         let rate = tokio::task::spawn_blocking(move || measure(sockets, secs)).await??;
         println!("run {run}: {sockets} sockets: {rate:.0} writes/s of {FRAME} bytes, each read");
+        let round = tokio::task::spawn_blocking(move || round_trips(secs)).await??;
+        println!("  echo round trip at 1,000/s: {round}");
         rates.push(rate);
+        rounds.push(round);
     }
     println!("medians of {} runs:", common.runs);
     print_median(
@@ -36,7 +45,42 @@ pub async fn run(common: &Common, sockets: usize, secs: f64) -> anyhow::Result<b
         "/s",
         &rates,
     );
+    println!("  echo round trip at 1,000/s: {}", median_summary(&rounds));
     Ok(true)
+}
+
+/// One thread sends a frame every millisecond over loopback TCP; another echoes it back.
+fn round_trips(secs: f64) -> anyhow::Result<Summary> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        let mut buf = [0u8; FRAME];
+        while stream.read_exact(&mut buf).is_ok() {
+            stream.write_all(&buf)?;
+        }
+        Ok(())
+    });
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let mut histogram = Histogram::default();
+    let mut buf = [b'x'; FRAME];
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while started.elapsed().as_secs_f64() < secs {
+        let at = Instant::now();
+        stream.write_all(&buf)?;
+        stream.read_exact(&mut buf)?;
+        histogram.record(at.elapsed());
+        sent += 1;
+        let next = started + Duration::from_millis(sent);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    drop(stream);
+    let _ = echo.join();
+    Ok(histogram.summary())
 }
 
 /// One thread accepts and writes one frame to each socket in turn; another reads them all.
