@@ -1,4 +1,5 @@
-//! `cargo xtask test`: every suite in order, stopping at the first failure.
+//! `cargo xtask test`: every suite, each one run even when an earlier one failed, so one run
+//! shows every failure; the task fails if any suite did.
 
 use std::process::Command;
 
@@ -6,24 +7,50 @@ use crate::client;
 use crate::shell::{Result, cargo, npm_install, root, run};
 
 pub fn run_all() -> Result {
-    run(cargo().args(["test", "--workspace"]))?;
-    run(cargo()
-        .args([
-            "test",
-            "--target",
-            "wasm32-unknown-unknown",
-            "-p",
-            "switchboard-client",
-        ])
-        .env("CARGO_TARGET_DIR", "target/wasm")
-        .env("CHROMEDRIVER", chromedriver()))?;
-    client::build()?;
-    run(cargo().args(["build", "-p", "switchboard"]))?;
-    let browser = root().join("tests/browser");
-    npm_install(&browser)?;
-    run(Command::new("node")
-        .args(["--test", "--test-concurrency=1"])
-        .current_dir(&browser))
+    let mut failed = vec![];
+    let mut step = |name: &str, result: Result| {
+        if let Err(e) = result {
+            eprintln!("xtask: {name} FAILED: {e}");
+            failed.push(name.to_owned());
+        }
+    };
+    step(
+        "native tests",
+        run(cargo().args(["test", "--workspace", "--no-fail-fast"])),
+    );
+    step(
+        "wasm tests",
+        run(cargo()
+            .args([
+                "test",
+                "--target",
+                "wasm32-unknown-unknown",
+                "-p",
+                "switchboard-client",
+            ])
+            .env("CARGO_TARGET_DIR", "target/wasm")
+            .env("CHROMEDRIVER", chromedriver())),
+    );
+    let built = client::build().and_then(|()| run(cargo().args(["build", "-p", "switchboard"])));
+    let ready = built.is_ok();
+    step("client and server build", built);
+    if ready {
+        let browser = root().join("tests/browser");
+        step(
+            "browser tests",
+            npm_install(&browser).and_then(|()| {
+                run(Command::new("node")
+                    .args(["--test", "--test-concurrency=1"])
+                    .current_dir(&browser))
+            }),
+        );
+    }
+    if failed.is_empty() {
+        println!("xtask: all suites passed");
+        Ok(())
+    } else {
+        Err(format!("failed: {}", failed.join(", ")))
+    }
 }
 
 fn chromedriver() -> String {
