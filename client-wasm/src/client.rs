@@ -284,6 +284,12 @@ impl Tab {
 
     /// Hands one server event to this tab's page, unless it was delivered already.
     pub fn deliver(&mut self, session: &str, frame: &ServerFrame, re_call: bool) {
+        if !self.seen.is_empty() && !self.seen.contains_key(session) {
+            // A new server session starts afresh and re-sends every live call after login:
+            // whatever this tab shows of the old session's calls may be over.
+            let cleared = self.tracker.forget_calls();
+            self.out.extend(cleared);
+        }
         let seen = self.seen.entry(session.to_owned()).or_default();
         if frame.seq <= *seen {
             return;

@@ -145,7 +145,7 @@ impl Tracker {
     }
 
     /// Drops every live call (logout, another user): clears what the page shows for them.
-    fn forget_calls(&mut self) -> Vec<Callback> {
+    pub fn forget_calls(&mut self) -> Vec<Callback> {
         let mut out = vec![];
         for view in std::mem::take(&mut self.calls).into_values() {
             match (view.role, view.state) {

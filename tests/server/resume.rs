@@ -77,10 +77,13 @@ async fn a_resume_beyond_the_replay_window_gets_the_state_afresh() {
     let call = bob.call("ann").await.id;
 
     // The events Ann missed no longer fit the window: she is told to start afresh, and
-    // logging in again (on the same session) brings the current state.
+    // logging in again brings the current state.
     let mut ann = Client::connect_resuming(&server.ws_url(), Some(resume.clone())).await;
     assert!(!ann.resumed);
-    assert_eq!(ann.session, resume.session);
+    assert_ne!(
+        ann.session, resume.session,
+        "a fresh start comes with a fresh key"
+    );
     ann.silent_for(Duration::from_millis(100)).await;
     ann.login("ann", "Ann").await;
     assert_eq!(ann.last_seq, 1, "a fresh start numbers events from 1 again");

@@ -60,9 +60,15 @@ impl State {
         // A resume is honoured only if the kept events reach back to what the client last saw;
         // otherwise the client is told to start afresh (it logs in again and gets the state).
         let missed = last_seq.and_then(|last_seq| Self::missed_since(s, last_seq));
-        if missed.is_none() {
+        if last_seq.is_some() && missed.is_none() {
+            // A fresh start under a fresh key, numbered from 1: nothing the client kept of the
+            // old session can be mistaken for the new one.
             s.seq = 0;
             s.replay.clear();
+            let key = Self::token(KEY_BYTES);
+            self.keys
+                .remove(&std::mem::replace(&mut s.key, key.clone()));
+            self.keys.insert(key, session);
         }
         let welcome = Event::Welcome {
             v: PROTOCOL_VERSION,
