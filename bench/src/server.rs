@@ -56,6 +56,8 @@ impl Process {
             .env("SWITCHBOARD_DB", db)
             // Load comes from a few thousand users calling far more often than people do.
             .env("SWITCHBOARD_CALLS_PER_MINUTE", "0")
+            // The presence scenario logs users in again and again on one connection.
+            .env("SWITCHBOARD_LOGINS_PER_MINUTE", "0")
             .env("SWITCHBOARD_RING_TIMEOUT", "120s")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

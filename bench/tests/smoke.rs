@@ -15,6 +15,7 @@ async fn server(
         listen: "127.0.0.1:0".into(),
         db: dir.path().join("switchboard.db"),
         calls_per_minute: 0,
+        logins_per_minute: 0,
         jwt_secret: jwt_secret.map(String::from),
         ring_timeout: Duration::from_secs(60),
         ..Settings::default()

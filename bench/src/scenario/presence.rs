@@ -56,7 +56,8 @@ pub async fn run(
             toggles as f64 / seconds
         );
         println!("  delivery {summary}");
-        ok &= c.failed == 0 && errors == 0 && deliveries == expected;
+        // Fewer than expected means a watcher missed a change; any surplus is printed above.
+        ok &= c.failed == 0 && errors == 0 && deliveries >= expected;
         per_sec.push(rate_out);
         changes.push(toggles as f64 / seconds);
         latencies.push(summary);
