@@ -61,6 +61,8 @@ pub struct CallsDone {
     pub skipped: u64,
     pub errors: u64,
     pub error_codes: Vec<String>,
+    /// Connections lost during the job.
+    pub dropped: u64,
     pub seconds: f64,
     pub ring: Histogram,
     pub answer: Histogram,
@@ -74,6 +76,8 @@ pub struct PresenceDone {
     pub expected: u64,
     pub errors: u64,
     pub error_codes: Vec<String>,
+    /// Connections lost during the job.
+    pub dropped: u64,
     pub seconds: f64,
     pub latency: Histogram,
 }

@@ -27,6 +27,7 @@ struct Stage {
     completed: u64,
     skipped: u64,
     errors: u64,
+    dropped: u64,
     codes: Vec<String>,
     ring: Summary,
     answer: Summary,
@@ -52,6 +53,7 @@ impl Stage {
             completed,
             skipped: reports.iter().map(|r| r.skipped).sum(),
             errors: reports.iter().map(|r| r.errors).sum(),
+            dropped: reports.iter().map(|r| r.dropped).sum(),
             codes,
             ring: ring.summary(),
             answer: answer.summary(),
@@ -60,19 +62,23 @@ impl Stage {
 
     /// Every call placed completed, at (nearly) the asked rate, without errors.
     fn clean(&self) -> bool {
-        self.errors == 0 && self.completed == self.placed && self.achieved >= 0.95 * self.rate
+        self.errors == 0
+            && self.dropped == 0
+            && self.completed == self.placed
+            && self.achieved >= 0.95 * self.rate
     }
 
     fn print(&self, prefix: &str) {
         println!(
-            "{prefix}rate {:.0}/s: achieved {:.0} calls/s, {} placed, {} completed, {} skipped, {} errors {:?}",
+            "{prefix}rate {:.0}/s: achieved {:.0} calls/s, {} placed, {} completed, {} skipped, {} errors {:?}, {} connections lost",
             self.rate,
             self.achieved,
             self.placed,
             self.completed,
             self.skipped,
             self.errors,
-            self.codes
+            self.codes,
+            self.dropped
         );
         println!("{prefix}  ring   {}", self.ring);
         println!("{prefix}  answer {}", self.answer);

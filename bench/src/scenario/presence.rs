@@ -32,7 +32,7 @@ pub async fn run(
             millis,
         })
         .await?;
-        let (mut toggles, mut deliveries, mut expected, mut errors) = (0, 0, 0, 0);
+        let (mut toggles, mut deliveries, mut expected, mut errors, mut dropped) = (0, 0, 0, 0, 0);
         let mut seconds: f64 = 0.0;
         let mut latency = Histogram::default();
         let mut codes = Vec::new();
@@ -44,6 +44,7 @@ pub async fn run(
             deliveries += p.deliveries;
             expected += p.expected;
             errors += p.errors;
+            dropped += p.dropped;
             seconds = seconds.max(p.seconds);
             latency.merge(&p.latency);
             codes.extend(p.error_codes);
@@ -51,13 +52,13 @@ pub async fn run(
         let rate_out = deliveries as f64 / seconds;
         let summary = latency.summary();
         println!(
-            "run {run}: {} sessions, {watchers} watchers each: {toggles} changes ({:.0}/s), {deliveries} of {expected} deliveries = {rate_out:.0}/s, {errors} errors {codes:?}",
+            "run {run}: {} sessions, {watchers} watchers each: {toggles} changes ({:.0}/s), {deliveries} of {expected} deliveries = {rate_out:.0}/s, {errors} errors {codes:?}, {dropped} connections lost",
             c.sessions,
             toggles as f64 / seconds
         );
         println!("  delivery {summary}");
         // Fewer than expected means a watcher missed a change; any surplus is printed above.
-        ok &= c.failed == 0 && errors == 0 && deliveries >= expected;
+        ok &= c.failed == 0 && errors == 0 && dropped == 0 && deliveries >= expected;
         per_sec.push(rate_out);
         changes.push(toggles as f64 / seconds);
         latencies.push(summary);

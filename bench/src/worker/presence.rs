@@ -56,6 +56,7 @@ pub async fn run(shared: &Shared, rate: f64, length: Duration) -> PresenceDone {
         expected,
         errors: shared.counters.errors.get(),
         error_codes: shared.error_codes.borrow().clone(),
+        dropped: shared.counters.dropped.get(),
         seconds: placing.as_secs_f64(),
         latency: shared.presence.borrow().clone(),
     }

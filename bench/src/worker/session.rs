@@ -56,9 +56,15 @@ pub async fn run(
             Shared::bump(&shared.counters.back);
         }
         shared.changed.notify_waiters();
-        let _ = serve(&shared, me, &mut ws, &mut rx).await;
+        // A restart storm drops every connection on purpose; elsewhere a drop is news.
+        if let Err(e) = serve(&shared, me, &mut ws, &mut rx).await
+            && !shared.setup.reconnect
+        {
+            tracing_line(&format!("{}: {e:#}", shared.users[me].id));
+        }
         let c = &shared.counters;
         c.logged_in.set(c.logged_in.get() - 1);
+        c.dropped.set(c.dropped.get() + 1);
         if !shared.setup.reconnect {
             return;
         }
@@ -159,7 +165,7 @@ async fn serve(
     loop {
         tokio::select! {
             frame = next(ws) => {
-                let Some(frame) = frame? else { return Ok(()) };
+                let Some(frame) = frame? else { bail!("the server closed the connection") };
                 if let Some(reply) = react(shared, me, frame) {
                     send(ws, reply).await?;
                 }

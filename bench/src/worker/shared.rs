@@ -58,6 +58,8 @@ pub struct Counters {
     /// Ringing calls seen by their callee on the first connection, and after a reconnect.
     pub rung: Cell<usize>,
     pub rerung: Cell<usize>,
+    /// Connections the server closed (or that failed) while in use.
+    pub dropped: Cell<u64>,
 }
 
 pub struct Shared {
@@ -106,6 +108,7 @@ impl Shared {
         c.completed.set(0);
         c.deliveries.set(0);
         c.errors.set(0);
+        c.dropped.set(0);
         self.error_codes.borrow_mut().clear();
         *self.ring.borrow_mut() = Histogram::default();
         *self.answer.borrow_mut() = Histogram::default();
