@@ -168,7 +168,7 @@ impl Default for Settings {
             openmeetings_after_call: None,
             openmeetings_timeout: None,
             max_message_bytes: 4096,
-            socket_buffer_bytes: 4096,
+            socket_buffer_bytes: 1024,
             send_queue: 1024,
             replay_events: 64,
             ping_interval: Duration::from_secs(20),
@@ -205,7 +205,7 @@ const MAX_TIMER: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("reading settings: {0}")]
+    #[error("reading settings")]
     Source(#[from] Box<figment::Error>),
     #[error("{key}: {problem}")]
     Invalid { key: &'static str, problem: String },
