@@ -5,15 +5,11 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const binary = process.env.SWITCHBOARD_BIN ?? path.join(root, 'target/debug/switchboard');
+import { startServer } from './harness.mjs';
+
 const CHROMIUM_ARGS = [
   '--headless=new',
   '--no-sandbox',
@@ -32,41 +28,8 @@ const ANN = { id: 'ann', name: `Ann <b id="injected">O'Neil</b> & "co"` };
 const BOB = { id: 'bob', name: 'Bob' };
 
 let server;
-let serverLog = '';
 let base;
-let dir;
 let browser;
-
-/** Starts the switchboard binary on a free port and waits until /healthz answers. */
-async function startServer() {
-  assert.ok(existsSync(binary), `${binary} is missing: run cargo build -p switchboard`);
-  dir = mkdtempSync(path.join(tmpdir(), 'switchboard-room-'));
-  server = spawn(binary, ['--listen', '127.0.0.1:0', '--db', path.join(dir, 'sb.db'), '--www', 'www'], {
-    cwd: root,
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  server.stderr.on('data', (chunk) => { serverLog += chunk; });
-  const address = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${serverLog}`)), 30_000);
-    server.stdout.on('data', (chunk) => {
-      out += chunk;
-      const match = out.match(/switchboard listening on (http:\/\/\S+)/);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    server.on('exit', (code) => reject(new Error(`server exited (${code}):\n${serverLog}`)));
-  });
-  for (let i = 0; i < 100; i += 1) {
-    const ok = await fetch(`${address}/healthz`).then((r) => r.ok, () => false);
-    if (ok) return address;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`server never became healthy:\n${serverLog}`);
-}
 
 /** A user: a browser context with one page holding a Switchboard session, logged in. */
 async function user(who) {
@@ -160,17 +123,14 @@ async function snapshot(page, name) {
 }
 
 before(async () => {
-  base = await startServer();
+  server = await startServer();
+  base = server.base;
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
 });
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    server.kill('SIGTERM');
-    await new Promise((resolve) => server.once('exit', resolve));
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await server?.stop();
 });
 
 test('two participants see each other, rejoin after a reload, and hang up', { timeout: 180_000 }, async (t) => {
