@@ -126,8 +126,8 @@ export async function startServer(extraArgs = [], { port: wantPort, dir: wantDir
   };
 }
 
-export function launch() {
-  return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+export function launch(extraArgs = []) {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -6,23 +6,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 
-import { startServer } from './harness.mjs';
+import { launch, startServer } from './harness.mjs';
 
-const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
+/** Fake camera and microphone, and WebRTC over 127.0.0.1 (this machine has no other interface). */
+const MEDIA_ARGS = [
   '--use-fake-ui-for-media-stream',
   '--use-fake-device-for-media-stream',
-  // Lets WebRTC use 127.0.0.1 candidates: this machine has no other interface.
   '--allow-loopback-in-peer-connection',
 ];
+
 // Markup and quotes in a display name must come out as text.
 const ANN = { id: 'ann', name: `Ann <b id="injected">O'Neil</b> & "co"` };
 const BOB = { id: 'bob', name: 'Bob' };
@@ -125,7 +118,7 @@ async function snapshot(page, name) {
 before(async () => {
   server = await startServer();
   base = server.base;
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  browser = await launch(MEDIA_ARGS);
 });
 
 after(async () => {

@@ -90,21 +90,13 @@ impl OpenMeetings {
 
     async fn room_id(&self, sid: &Sid, room: &CallRoom, entry: &CallEntry) -> Result<i64, OmError> {
         let name = format!("Call {}", room.id);
-        let new_room = NewRoom {
-            name: &name,
-            kind: self.config.room_type.as_str(),
-            capacity: self.config.capacity,
-            is_public: false,
-            appointment: false,
-            demo: false,
-            moderated: false,
-            wait_moderator: false,
-            allow_user_questions: false,
-            allow_recording: false,
-            audio_only: false,
-            external_id: &room.id.0,
-            external_type: EXTERNAL_TYPE,
-        };
+        let new_room = NewRoom::private_call(
+            &name,
+            self.config.room_type.as_str(),
+            self.config.capacity,
+            &room.id.0,
+            EXTERNAL_TYPE,
+        );
         entry
             .room_id(|| {
                 self.api

@@ -26,6 +26,34 @@ pub struct NewRoom<'a> {
     pub external_type: &'a str,
 }
 
+impl<'a> NewRoom<'a> {
+    /// A closed room for one call: not public, no appointment, demo, moderation, waiting,
+    /// questions, recording or audio-only mode.
+    pub fn private_call(
+        name: &'a str,
+        kind: &'a str,
+        capacity: u32,
+        external_id: &'a str,
+        external_type: &'a str,
+    ) -> Self {
+        Self {
+            name,
+            kind,
+            capacity,
+            is_public: false,
+            appointment: false,
+            demo: false,
+            moderated: false,
+            wait_moderator: false,
+            allow_user_questions: false,
+            allow_recording: false,
+            audio_only: false,
+            external_id,
+            external_type,
+        }
+    }
+}
+
 /// `ExternalUserDTO`: who a hash logs in. OpenMeetings keys the account on
 /// `externalId` + `externalType` and shows `firstname`.
 #[derive(Debug, Serialize)]
@@ -208,21 +236,7 @@ mod tests {
         let text = json_text(&user);
         assert!(text.contains(r#""profilePictureUrl":"""#), "{text}");
         assert!(text.contains(r#""externalType":"switchboard""#), "{text}");
-        let room = NewRoom {
-            name: "n",
-            kind: "CONFERENCE",
-            capacity: 2,
-            is_public: false,
-            appointment: false,
-            demo: false,
-            moderated: false,
-            wait_moderator: false,
-            allow_user_questions: false,
-            allow_recording: false,
-            audio_only: false,
-            external_id: "42",
-            external_type: "switchboard",
-        };
+        let room = NewRoom::private_call("n", "CONFERENCE", 2, "42", "switchboard");
         let text = json_text(&room);
         assert!(text.contains(r#""isPublic":false"#), "{text}");
         assert!(text.contains(r#""waitModerator":false"#), "{text}");
