@@ -16,6 +16,7 @@ use crate::{
     hub::LinkAction,
     rooms::{BuiltinRoom, JoinTarget, RoomProvider, SignalOutcome},
     session::{self, SessionContext},
+    store::Health,
 };
 
 /// Socket messages larger than this are refused by the WebSocket layer itself; smaller ones over
@@ -27,6 +28,8 @@ pub struct AppState {
     pub session: SessionContext,
     /// Origins allowed to open WebSockets besides the server's own.
     pub allowed_origins: Arc<Vec<String>>,
+    /// Whether the database takes writes: `/healthz` fails while it does not.
+    pub store: Health,
     pub rooms: Arc<dyn RoomProvider>,
     /// The built-in room, when it is the provider: it also runs its pages' signalling.
     pub builtin: Option<Arc<BuiltinRoom>>,
@@ -48,10 +51,16 @@ pub fn router(state: AppState, www: &std::path::Path) -> Router {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    if state.session.hub.is_running() {
-        "ok".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not accepting sessions").into_response()
+    if !state.session.hub.is_running() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not accepting sessions").into_response();
+    }
+    match state.store.problem() {
+        None => "ok".into_response(),
+        Some(problem) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the database takes no writes: {problem}"),
+        )
+            .into_response(),
     }
 }
 

@@ -36,25 +36,37 @@ pub enum StartError {
     Listen(#[from] std::io::Error),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("the server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    task: JoinHandle<Result<(), store::StoreError>>,
 }
 
 impl Running {
-    /// Stops gracefully: every session gets a close frame, every pending write is committed.
+    /// Stops gracefully: every session gets a close frame, every pending write is committed or,
+    /// when the database takes none, logged as lost.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = (&mut self.task).await;
+        if let Err(e) = self.finished().await {
+            tracing::error!(error = %e, "the server stopped uncleanly");
+        }
     }
 
-    /// Waits until the server has stopped (after a shutdown signal).
-    pub async fn finished(mut self) {
-        let _ = (&mut self.task).await;
+    /// Waits until the server has stopped (after a shutdown signal); fails if any write could
+    /// not be saved.
+    pub async fn finished(self) -> Result<(), StopError> {
+        Ok(self.task.await??)
     }
 }
 
@@ -67,10 +79,13 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     let addr = listener.local_addr()?;
     let db = config.db.clone();
-    let (store, writer, loaded) = tokio::task::spawn_blocking(move || Store::open(&db))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
     let metrics = Arc::new(Metrics::default());
+    let store_errors = metrics.store_errors.clone();
+    let (store, writer, loaded) =
+        tokio::task::spawn_blocking(move || Store::open(&db, store_errors))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let store_health = store.health();
     let (rooms, builtin) = room_provider(&config.rooms)?;
     let identity = Identity::new(&config.identity);
     if identity.is_demo() {
@@ -113,6 +128,7 @@ pub async fn start(
             metrics,
         },
         allowed_origins: Arc::new(config.allowed_origins.clone()),
+        store: store_health,
         rooms,
         builtin,
     };
@@ -140,12 +156,9 @@ pub async fn start(
             tracing::error!(error = %e, "the HTTP server failed");
         }
         drop(hub);
-        if tokio::task::spawn_blocking(move || writer.join())
+        tokio::task::spawn_blocking(move || writer.join())
             .await
-            .is_err()
-        {
-            tracing::error!("waiting for the database writer failed");
-        }
+            .unwrap_or(Err(store::StoreError::WriterGone))
     });
     tracing::info!(%addr, "switchboard listening");
     Ok(Running {

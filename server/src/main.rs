@@ -24,7 +24,8 @@ async fn main() -> anyhow::Result<()> {
         .context("while starting")?;
     // Scripts and tests wait for this line.
     println!("switchboard listening on http://{}", running.addr);
-    running.finished().await;
+    // Exits non-zero, saying how many, when writes could not be saved.
+    running.finished().await.context("while stopping")?;
     Ok(())
 }
 

@@ -33,6 +33,9 @@ pub struct Metrics {
     pub refusals: Family<CodeLabel, Counter>,
     /// Connections cut off because they did not read their events.
     pub slow_clients: Counter,
+    /// Failed database writes: `retried` attempts (the database was locked, full or failing)
+    /// and `lost` writes, given up for good.
+    pub store_errors: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -47,6 +50,7 @@ impl Default for Metrics {
             messages_out: Counter::default(),
             refusals: Family::default(),
             slow_clients: Counter::default(),
+            store_errors: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -84,6 +88,11 @@ impl Default for Metrics {
             "slow_clients",
             "Connections cut off for not reading their events",
             metrics.slow_clients.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Failed database writes: attempts retried, and writes lost",
+            metrics.store_errors.clone(),
         );
         Self {
             registry,

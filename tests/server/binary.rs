@@ -1,78 +1,141 @@
 //! The `switchboard` binary itself: flags and environment, the "listening" line, and a graceful
-//! stop on SIGTERM that closes sessions and commits every write.
+//! stop on SIGTERM that closes sessions and commits every write, or exits non-zero when it could
+//! not.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    io::{BufRead, BufReader, Read},
+    path::Path,
+    process::{Child, ChildStderr, Command, ExitStatus, Stdio},
     time::Duration,
 };
 
 use switchboard::store::read_call;
 use switchboard_proto::CallState;
 
-use crate::common::Client;
+use crate::{common::Client, store::SmallDisk};
+
+/// A running `switchboard` binary and the address it printed.
+struct Binary {
+    child: Child,
+    addr: String,
+    /// What it logged, once it has exited.
+    stderr: Option<ChildStderr>,
+}
+
+impl Binary {
+    fn spawn(db: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["--listen", "127.0.0.1:0", "--www", "www"])
+            .arg("--db")
+            .arg(db)
+            .env("SWITCHBOARD_RING_TIMEOUT", "7s")
+            .env(
+                "SWITCHBOARD_ROOM_URL_TEMPLATE",
+                "https://meet.example.org/{room}",
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("switchboard listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        let stderr = child.stderr.take();
+        Self {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    async fn user(&self, id: &str, name: &str) -> Client {
+        let mut client = Client::connect(&format!("ws://{}/ws", self.addr)).await;
+        client.login(id, name).await;
+        client
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end: its exit status and what it logged.
+    async fn exit(mut self) -> (ExitStatus, String) {
+        tokio::task::spawn_blocking(move || {
+            let mut log = String::new();
+            if let Some(mut stderr) = self.stderr.take() {
+                stderr.read_to_string(&mut log).unwrap();
+            }
+            (self.child.wait().unwrap(), log)
+        })
+        .await
+        .unwrap()
+    }
+}
 
 #[tokio::test]
 async fn starts_from_flags_and_env_and_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sb.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["--listen", "127.0.0.1:0", "--www", "www"])
-        .arg("--db")
-        .arg(&db)
-        .env("SWITCHBOARD_RING_TIMEOUT", "7s")
-        .env(
-            "SWITCHBOARD_ROOM_URL_TEMPLATE",
-            "https://meet.example.org/{room}",
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("switchboard listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-
-    let url = format!("ws://{addr}/ws");
-    let mut ann = Client::connect(&url).await;
-    ann.login("ann", "Ann").await;
-    let mut bob = Client::connect(&url).await;
-    bob.login("bob", "Bob").await;
+    let server = Binary::spawn(&db);
+    let mut ann = server.user("ann", "Ann").await;
+    let mut bob = server.user("bob", "Bob").await;
     let call = ann.call("bob").await;
     assert!(
         call.rings_for_ms
             .is_some_and(|ms| ms > 6_000 && ms <= 7_000),
         "{call:?}"
     );
+    bob.call_in(CallState::Ringing).await;
 
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // Another connection holds the write lock, so the answer is still queued when the signal
+    // comes: only the shutdown can commit it.
+    let lock = rusqlite::Connection::open(&db).unwrap();
+    lock.busy_timeout(Duration::from_secs(5)).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    bob.answer(&call.id).await;
+    ann.call_in(CallState::Answered).await;
+    server.terminate();
     assert_eq!(ann.closed().await, Some(1001));
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(exit.success(), "{exit:?}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    lock.execute_batch("COMMIT").unwrap();
+
+    let (exit, log) = server.exit().await;
+    assert!(exit.success(), "{exit:?}: {log}");
     let record = read_call(&db, &call.id)
         .unwrap()
         .expect("the call was committed");
-    assert_eq!(record.call.state, CallState::Ringing);
+    assert_eq!(record.call.state, CallState::Answered);
+}
+
+#[tokio::test]
+async fn stops_with_a_failure_when_writes_were_lost() {
+    let disk = SmallDisk::mount();
+    let db = disk.path().join("sb.db");
+    let server = Binary::spawn(&db);
+    let mut ann = server.user("ann", "Ann").await;
+    let _bob = server.user("bob", "Bob").await;
+    disk.fill();
+    let call = ann.call("bob").await;
+
+    server.terminate();
+    assert_eq!(ann.closed().await, Some(1001));
+    let (exit, log) = server.exit().await;
+    assert!(!exit.success(), "{exit:?}: {log}");
+    assert!(log.contains("writes could not be saved"), "{log}");
+    assert!(log.contains(&call.id.0), "the lost call is named: {log}");
+    disk.free();
+    assert_eq!(read_call(&db, &call.id).unwrap(), None);
 }
 
 #[test]

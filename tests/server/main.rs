@@ -12,3 +12,4 @@ mod openmeetings;
 mod presence;
 mod resume;
 mod security;
+mod store;

@@ -191,7 +191,7 @@ impl Hub {
         !self.tx.is_closed()
     }
 
-    /// Closes every connection and commits every pending write.
+    /// Closes every connection and hands the last writes to the store.
     pub async fn shutdown(&self) {
         let _ = self.ask(Msg::Shutdown).await;
     }

@@ -146,8 +146,10 @@ impl State {
                 msg = rx.recv() => match msg {
                     Some(Msg::Shutdown(done)) => {
                         self.close_all();
-                        self.commit().await;
-                        self.store.flush().await;
+                        self.commit();
+                        // The writer drains the queue once the hub lets go of the store, giving
+                        // up on what it still cannot commit after a short while.
+                        self.store.close();
                         let _ = done.send(());
                         return;
                     }
@@ -166,13 +168,13 @@ impl State {
                     }
                 }
             }
-            self.commit().await;
+            self.commit();
         }
     }
 
-    async fn commit(&mut self) {
-        for write in std::mem::take(&mut self.writes) {
-            self.store.write(write).await;
+    fn commit(&mut self) {
+        for write in self.writes.drain(..) {
+            self.store.write(write);
         }
     }
 

@@ -1,0 +1,394 @@
+//! SQLite behind one writer thread: WAL mode, batched transactions, typed methods. Only
+//! start-up reads the database; afterwards the async tasks only queue writes, and never wait on
+//! SQLite: a write that finds the queue full is counted as lost instead.
+
+mod health;
+mod statements;
+mod writer;
+
+use std::{path::Path, sync::Arc, thread, time::Duration};
+
+use prometheus_client::metrics::{counter::Counter, family::Family};
+use rusqlite::{Connection, OptionalExtension};
+use rusqlite_migration::{M, Migrations};
+use switchboard_proto::{CallId, CallState, UserRef};
+use tokio::sync::{mpsc, oneshot};
+
+pub use health::Health;
+use health::Shared;
+
+use crate::{
+    calls::{Call, Millis},
+    metrics::OutcomeLabel,
+};
+
+/// Writes held while the database takes none (a lock, a full disk): enough for a 10 s lock at
+/// 2,000 calls/s with three writes each, about 25 MB at most. Beyond it writes are lost
+/// (counted) rather than making the hub, and so every call, wait on the database.
+const QUEUE: usize = 65_536;
+/// How long opening waits on another connection's lock (a backup, a shell) before failing.
+const OPEN_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one write attempt waits on a lock inside SQLite; a longer lock goes through the
+/// writer's own retries, which keep the queue, report on `/healthz` and watch the shutdown
+/// deadline.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("migrating the database: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("creating {0}: {1}")]
+    Directory(String, std::io::Error),
+    #[error("starting the database writer: {0}")]
+    Thread(std::io::Error),
+    #[error("bad record in the database: {0}")]
+    Corrupt(String),
+    #[error("{0} writes could not be saved to the database")]
+    Lost(u64),
+    #[error("the database writer stopped unexpectedly")]
+    WriterGone,
+}
+
+/// A call as stored: the call and its two secret link tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    pub call: Call,
+    pub caller_link: String,
+    pub callee_link: String,
+}
+
+/// One change to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// The user was online at `at` under this name (first and last seen).
+    SeenUser {
+        user: UserRef,
+        at: Millis,
+    },
+    Insert(Box<CallRecord>),
+    /// The call changed state.
+    Update(Box<Call>),
+    /// Something happened to a call without changing its state.
+    Note {
+        call: CallId,
+        at: Millis,
+        detail: String,
+    },
+}
+
+impl Write {
+    /// The call or the user the write is about, for logs.
+    fn subject(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            Write::SeenUser { user, .. } => (None, Some(&user.id)),
+            Write::Insert(record) => (Some(&record.call.id.0), None),
+            Write::Update(call) => (Some(&call.id.0), None),
+            Write::Note { call, .. } => (Some(&call.0), None),
+        }
+    }
+}
+
+enum Op {
+    Write(Write),
+    Flush(oneshot::Sender<()>),
+}
+
+/// What the database held at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub users: Vec<UserRef>,
+    /// Calls that were ringing or answered when the server stopped.
+    pub live_calls: Vec<CallRecord>,
+}
+
+/// Queues writes for the writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Op>,
+    shared: Arc<Shared>,
+}
+
+/// Joins the writer thread; it ends once every [`Store`] handle is gone and the queue is drained.
+pub struct Writer {
+    thread: thread::JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+impl Writer {
+    /// Waits for the last write; fails if any write since the start was lost.
+    pub fn join(self) -> Result<(), StoreError> {
+        self.thread.join().map_err(|_| StoreError::WriterGone)?;
+        self.shared.outcome()
+    }
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("../../../schema.sql"))])
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database, reads what is live, and starts the writer.
+    /// `errors` is the counter the writer reports failed attempts and lost writes to.
+    pub fn open(
+        path: &Path,
+        errors: Family<OutcomeLabel, Counter>,
+    ) -> Result<(Store, Writer, Loaded), StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Directory(dir.display().to_string(), e))?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(OPEN_BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrations().to_latest(&mut conn)?;
+        let loaded = load(&conn)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let shared = Arc::new(Shared::new(errors));
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let thread = thread::Builder::new()
+            .name("switchboard-store".into())
+            .spawn({
+                let shared = shared.clone();
+                move || writer::run(conn, rx, &shared)
+            })
+            .map_err(StoreError::Thread)?;
+        let writer = Writer {
+            thread,
+            shared: shared.clone(),
+        };
+        Ok((Store { tx, shared }, writer, loaded))
+    }
+
+    /// Queues a write without waiting. When the queue is full (the database has taken no
+    /// writes for a while) the write is lost: counted and logged.
+    pub fn write(&self, write: Write) {
+        if let Err(e) = self.tx.try_send(Op::Write(write)) {
+            let reason = match &e {
+                mpsc::error::TrySendError::Full(_) => "the write queue is full",
+                mpsc::error::TrySendError::Closed(_) => "the database writer is gone",
+            };
+            if let Op::Write(write) = e.into_inner() {
+                self.shared.lose(&write, &reason);
+            }
+        }
+    }
+
+    /// Waits until everything queued so far is committed or given up; fails if any write since
+    /// the start was lost.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Flush(tx))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?;
+        self.shared.outcome()
+    }
+
+    /// The server is stopping: from now on the writer retries only for a short while, then
+    /// gives up on what it cannot commit.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Whether the database takes writes, for `/healthz`.
+    pub fn health(&self) -> Health {
+        Health(self.shared.clone())
+    }
+}
+
+fn load(conn: &Connection) -> Result<Loaded, StoreError> {
+    let users = conn
+        .prepare("SELECT id, name FROM users")?
+        .query_map([], |row| {
+            Ok(UserRef {
+                id: row.get(0)?,
+                name: row.get(1)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let live_calls = conn
+        .prepare(
+            "SELECT id, caller_id, caller_name, callee_id, callee_name, state, placed_at,
+                    ring_deadline, answered_at, ended_at, reason, caller_link, callee_link
+             FROM calls WHERE state IN ('ringing', 'answered')",
+        )?
+        .query_map([], read_record)?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    Ok(Loaded { users, live_calls })
+}
+
+fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
+    let state: String = row.get(5)?;
+    let Some(state) = CallState::parse(&state) else {
+        return Ok(Err(StoreError::Corrupt(format!("call state {state:?}"))));
+    };
+    Ok(Ok(CallRecord {
+        call: Call {
+            id: CallId(row.get(0)?),
+            caller: UserRef {
+                id: row.get(1)?,
+                name: row.get(2)?,
+            },
+            callee: UserRef {
+                id: row.get(3)?,
+                name: row.get(4)?,
+            },
+            state,
+            placed_at: row.get(6)?,
+            ring_deadline: row.get(7)?,
+            answered_at: row.get(8)?,
+            ended_at: row.get(9)?,
+            reason: row.get(10)?,
+        },
+        caller_link: row.get(11)?,
+        callee_link: row.get(12)?,
+    }))
+}
+
+/// Reads one call back (for tests and tools; the server itself never reads after start).
+pub fn read_call(path: &Path, id: &CallId) -> Result<Option<CallRecord>, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.query_row(
+        "SELECT id, caller_id, caller_name, callee_id, callee_name, state, placed_at,
+                ring_deadline, answered_at, ended_at, reason, caller_link, callee_link
+         FROM calls WHERE id = ?1",
+        [&id.0],
+        read_record,
+    )
+    .optional()?
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::calls::{Input, Reachability, place, step};
+
+    fn user(id: &str) -> UserRef {
+        UserRef {
+            id: id.into(),
+            name: id.to_uppercase(),
+        }
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[tokio::test]
+    async fn calls_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/sb.db");
+        let (store, writer, loaded) = Store::open(&path, Family::default()).unwrap();
+        assert!(loaded.users.is_empty() && loaded.live_calls.is_empty());
+
+        let (ringing, _) = place(
+            CallId("c1".into()),
+            user("ann"),
+            user("bob"),
+            Reachability::Free,
+            1_000,
+            Duration::from_secs(45),
+        )
+        .unwrap();
+        let rejected = CallRecord {
+            call: ringing.clone(),
+            caller_link: "l1".into(),
+            callee_link: "l2".into(),
+        };
+        store.write(Write::SeenUser {
+            user: user("ann"),
+            at: 500,
+        });
+        store.write(Write::SeenUser {
+            user: user("bob"),
+            at: 600,
+        });
+        store.write(Write::Insert(Box::new(rejected)));
+        let mut second = ringing.clone();
+        second.id = CallId("c2".into());
+        let second_record = CallRecord {
+            call: second.clone(),
+            caller_link: "l3".into(),
+            callee_link: "l4".into(),
+        };
+        store.write(Write::Insert(Box::new(second_record)));
+        let (done, _) = step(&ringing, Input::Reject { by: "bob".into() }, 2_000).unwrap();
+        store.write(Write::Update(Box::new(done.clone())));
+        store.flush().await.unwrap();
+        drop(store);
+        writer.join().unwrap();
+
+        let (_store, _writer, loaded) = Store::open(&path, Family::default()).unwrap();
+        assert_eq!(loaded.users.len(), 2);
+        assert_eq!(loaded.live_calls.len(), 1);
+        assert_eq!(loaded.live_calls[0].call, second);
+        assert_eq!(read_call(&path, &done.id).unwrap().unwrap().call, done);
+    }
+
+    #[tokio::test]
+    async fn one_bad_write_does_not_take_its_batch_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sb.db");
+        let errors = Family::<OutcomeLabel, Counter>::default();
+        let (store, writer, _) = Store::open(&path, errors.clone()).unwrap();
+        let call = |id: &str| {
+            place(
+                CallId(id.into()),
+                user("ann"),
+                user("bob"),
+                Reachability::Free,
+                1_000,
+                Duration::from_secs(45),
+            )
+            .unwrap()
+            .0
+        };
+        let record = |call: &Call, links: [&str; 2]| {
+            Write::Insert(Box::new(CallRecord {
+                call: call.clone(),
+                caller_link: links[0].into(),
+                callee_link: links[1].into(),
+            }))
+        };
+        let (first, second, never) = (call("c1"), call("c2"), call("c3"));
+        let (answered, _) = step(&first, Input::Answer { by: "bob".into() }, 1_500).unwrap();
+
+        // Queued together, so the writer takes them as one batch.
+        store.write(record(&first, ["l1", "l2"]));
+        // An update of a call whose insert never landed: its event breaks the foreign key.
+        store.write(Write::Update(Box::new(never.clone())));
+        // A second call reusing the first one's link: a unique constraint.
+        store.write(record(&second, ["l1", "l3"]));
+        store.write(Write::Update(Box::new(answered.clone())));
+        store.write(record(&second, ["l4", "l5"]));
+
+        assert!(matches!(store.flush().await, Err(StoreError::Lost(2))));
+        assert_eq!(
+            errors
+                .get_or_create(&OutcomeLabel { outcome: "lost" })
+                .get(),
+            2
+        );
+        drop(store);
+        assert!(matches!(writer.join(), Err(StoreError::Lost(2))));
+        assert_eq!(read_call(&path, &first.id).unwrap().unwrap().call, answered);
+        assert_eq!(read_call(&path, &second.id).unwrap().unwrap().call, second);
+        assert_eq!(read_call(&path, &never.id).unwrap(), None);
+        let events: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM call_events", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(events, 3, "c1 placed and answered, c2 placed");
+    }
+}

@@ -1,0 +1,86 @@
+//! The SQL behind each kind of [`Write`], run inside whatever transaction or savepoint the writer
+//! opened.
+
+use rusqlite::{Connection, params};
+use switchboard_proto::CallId;
+
+use super::{CallRecord, Write};
+use crate::calls::Millis;
+
+/// Applies one write. Borrowed, so a batch that fails can be tried again as it was.
+pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
+    match write {
+        Write::SeenUser { user, at } => {
+            conn.prepare_cached(
+                "INSERT INTO users (id, name, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (id) DO UPDATE SET name = ?2, last_seen = ?3",
+            )?
+            .execute(params![user.id, user.name, at])?;
+        }
+        Write::Insert(record) => {
+            let CallRecord {
+                call,
+                caller_link,
+                callee_link,
+            } = &**record;
+            conn.prepare_cached(
+                "INSERT INTO calls (id, caller_id, caller_name, callee_id, callee_name, state,
+                    placed_at, ring_deadline, caller_link, callee_link)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                call.id.0,
+                call.caller.id,
+                call.caller.name,
+                call.callee.id,
+                call.callee.name,
+                call.state.as_str(),
+                call.placed_at,
+                call.ring_deadline,
+                caller_link,
+                callee_link
+            ])?;
+            insert_event(conn, &call.id, call.placed_at, call.state.as_str(), None)?;
+        }
+        Write::Update(call) => {
+            conn.prepare_cached(
+                "UPDATE calls SET state = ?2, answered_at = ?3, ended_at = ?4, reason = ?5
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                call.id.0,
+                call.state.as_str(),
+                call.answered_at,
+                call.ended_at,
+                call.reason
+            ])?;
+            let at = call.ended_at.or(call.answered_at).unwrap_or(call.placed_at);
+            // A call that never reached the table fails here, on the event's foreign key.
+            insert_event(
+                conn,
+                &call.id,
+                at,
+                call.state.as_str(),
+                call.reason.as_deref(),
+            )?;
+        }
+        Write::Note { call, at, detail } => {
+            insert_event(conn, call, *at, "note", Some(detail))?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_event(
+    conn: &Connection,
+    call: &CallId,
+    at: Millis,
+    state: &str,
+    detail: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO call_events (call_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![call.0, at, state, detail])?;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! The writer thread: gathers queued writes into batches and commits each in one transaction.
+//! A batch that meets a lock or an I/O error waits and tries again, for as long as the server
+//! runs, while new writes gather in the queue behind it; a batch that fails for any other reason
+//! is written one write at a time, so only the write at fault is lost.
+
+use std::{thread, time::Duration};
+
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use tokio::sync::mpsc;
+
+use super::{Op, Write, health::Shared, statements::apply};
+
+/// Most writes committed in one transaction.
+const BATCH: usize = 1_024;
+/// How long the writer lets more writes gather after the first. Every commit rewrites each page
+/// it touched into the WAL, so under load one commit per couple of milliseconds costs a fraction
+/// of one per handful of writes; an idle server only commits its lone write that much later.
+const GATHER: Duration = Duration::from_millis(2);
+/// The pause after a first failed attempt; it doubles with each further failure.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+/// The longest pause between attempts, so a lock that lifts is noticed within about a second
+/// (plus SQLite's own busy wait).
+const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+
+/// Runs until every handle is gone and the queue is drained.
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, shared: &Shared) {
+    let mut ops = Vec::with_capacity(BATCH);
+    let mut writes = Vec::with_capacity(BATCH);
+    let mut flushed = Vec::new();
+    while rx.blocking_recv_many(&mut ops, BATCH) > 0 {
+        if ops.len() < BATCH {
+            thread::sleep(GATHER);
+            while ops.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(op) => ops.push(op),
+                    Err(_) => break,
+                }
+            }
+        }
+        for op in ops.drain(..) {
+            match op {
+                Op::Write(write) => writes.push(write),
+                Op::Flush(done) => flushed.push(done),
+            }
+        }
+        commit(&mut conn, &writes, &rx, shared);
+        writes.clear();
+        for done in flushed.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Commits `writes`, trying until it succeeds or the shutdown deadline passes; each write is
+/// then either in the database or counted as lost.
+fn commit(conn: &mut Connection, writes: &[Write], rx: &mpsc::Receiver<Op>, shared: &Shared) {
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let time_left = shared.time_left();
+        if time_left == Some(Duration::ZERO) {
+            // Past the deadline each batch gets one attempt that does not wait on a lock.
+            let _ = conn.busy_timeout(Duration::ZERO);
+        }
+        let attempt = match write_together(conn, writes) {
+            Err(e) if !is_transient(&e) => write_one_by_one(conn, writes),
+            together => together.map(|()| Vec::new()),
+        };
+        match attempt {
+            Ok(failed) => {
+                shared.wrote();
+                for (write, error) in failed {
+                    shared.lose(write, &error);
+                }
+                return;
+            }
+            Err(e) if is_transient(&e) && time_left != Some(Duration::ZERO) => {
+                shared.retrying(&e, writes.len() + rx.len());
+                let wait = time_left.map_or(pause, |left| left.min(pause));
+                thread::sleep(wait);
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+            Err(e) => {
+                for write in writes {
+                    shared.lose(write, &e);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The whole batch in one transaction: the fast path.
+fn write_together(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
+    let tx = begin(conn)?;
+    for write in writes {
+        apply(&tx, write)?;
+    }
+    tx.commit()
+}
+
+/// Each write in its own savepoint of one transaction: a write that fails is rolled back alone
+/// and returned with its error. A transient error still fails the whole attempt, since trying
+/// again later would succeed.
+fn write_one_by_one<'w>(
+    conn: &mut Connection,
+    writes: &'w [Write],
+) -> rusqlite::Result<Vec<(&'w Write, rusqlite::Error)>> {
+    let mut tx = begin(conn)?;
+    let mut failed = Vec::new();
+    for write in writes {
+        let savepoint = tx.savepoint()?;
+        match apply(&savepoint, write) {
+            Ok(()) => savepoint.commit()?,
+            Err(e) if is_transient(&e) => return Err(e),
+            Err(e) => {
+                savepoint.finish()?;
+                failed.push((write, e));
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(failed)
+}
+
+fn begin(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    if !conn.is_autocommit() {
+        // A rollback that failed after an I/O error can leave a transaction open; without this
+        // every later BEGIN would fail.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    // IMMEDIATE takes the write lock up front, so waiting on another writer goes through the
+    // busy timeout instead of failing halfway through the batch.
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+/// Errors that say nothing about the write itself: another connection holds the lock, or the
+/// disk failed, filled up or went read-only. Trying again later can succeed.
+fn is_transient(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory
+                | ErrorCode::FileLockingProtocolFailed
+        )
+    )
+}
