@@ -140,13 +140,10 @@ async fn join(
     }
     let failure = match target {
         Ok(JoinTarget::Page(html)) => return personal(Html(html).into_response()),
-        Ok(JoinTarget::Redirect(url)) => match HeaderValue::try_from(url) {
-            Ok(location) => {
-                return personal(
-                    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
-                );
-            }
-            Err(_) => "the room's address cannot be sent as a redirect".to_string(),
+        Ok(JoinTarget::Redirect(url)) => match see_other(&url) {
+            Some(redirect) => return personal(redirect),
+            // Not the address itself: it may carry an entry ticket.
+            None => "the room's address cannot be sent as a redirect".to_string(),
         },
         Err(e) => e.to_string(),
     };
@@ -185,6 +182,16 @@ async fn signal(
     })
 }
 
+/// A 303 to `url`, or None if `url` is not a valid `Location`: axum's `Redirect` panics on
+/// control characters, and passes raw non-ASCII bytes that browsers decode as they please.
+fn see_other(url: &str) -> Option<Response> {
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    let location = HeaderValue::from_str(url).ok()?;
+    Some((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response())
+}
+
 /// A personal answer: never cached, never framed by another site, never leaking its address.
 fn personal(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -212,4 +219,25 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
          <h1>{title}</h1><p>{text}</p></body></html>"
     );
     (status, Html(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_target_that_cannot_be_a_header_is_no_redirect() {
+        let redirect = see_other("https://meet.example.org/switchboard-abc").unwrap();
+        assert_eq!(redirect.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            redirect.headers()[header::LOCATION],
+            "https://meet.example.org/switchboard-abc"
+        );
+        for bad in [
+            "https://meet.example.org/räume",
+            "https://meet.example.org/\r\nSet-Cookie: a=b",
+        ] {
+            assert!(see_other(bad).is_none(), "{bad:?}");
+        }
+    }
 }
