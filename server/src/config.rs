@@ -86,6 +86,18 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub openmeetings_password: Option<String>,
+    /// The `aud` claim identity tokens must carry, e.g. switchboard.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_audience: Option<String>,
+    /// The `iss` claim identity tokens must carry, e.g. https://forum.example.org.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_issuer: Option<String>,
+    /// Serve /metrics on this address instead of the main one, e.g. 127.0.0.1:9090.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
 }
 
 /// Every setting, as layered from the sources; see [`Config`] for the validated form.
@@ -123,6 +135,13 @@ pub struct Settings {
     pub openmeetings_after_call: Option<String>,
     #[serde(with = "humantime_serde")]
     pub openmeetings_timeout: Option<Duration>,
+    /// Tokens must carry this `aud`, so one minted for another service sharing the secret is
+    /// refused here.
+    pub jwt_audience: Option<String>,
+    /// Tokens must carry this `iss`.
+    pub jwt_issuer: Option<String>,
+    /// Where `/metrics` is served instead of the main listener, so it can stay private.
+    pub metrics_listen: Option<String>,
     /// Largest WebSocket message a client may send, in bytes.
     pub max_message_bytes: usize,
     /// Size of each connection's read buffer, in bytes (tungstenite's default is 128 KiB).
@@ -167,6 +186,9 @@ impl Default for Settings {
             openmeetings_moderators: None,
             openmeetings_after_call: None,
             openmeetings_timeout: None,
+            jwt_audience: None,
+            jwt_issuer: None,
+            metrics_listen: None,
             max_message_bytes: 4096,
             socket_buffer_bytes: 1024,
             send_queue: 1024,
@@ -224,14 +246,27 @@ pub enum IdentityMode {
     /// Anyone can be anyone: the 2010 trust model.
     Demo,
     /// Identities must come inside a token signed with this secret.
-    Signed { secret: Vec<u8> },
+    Signed {
+        secret: Vec<u8>,
+        /// The `aud` tokens must carry, when the site sets one.
+        audience: Option<String>,
+        /// The `iss` tokens must carry, when the site sets one.
+        issuer: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for IdentityMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Demo => f.write_str("Demo"),
-            Self::Signed { .. } => f.write_str("Signed { secret: <redacted> }"),
+            Self::Signed {
+                audience, issuer, ..
+            } => f
+                .debug_struct("Signed")
+                .field("secret", &"<redacted>")
+                .field("audience", audience)
+                .field("issuer", issuer)
+                .finish(),
         }
     }
 }
@@ -278,6 +313,8 @@ pub struct Config {
     pub max_call_duration: Duration,
     pub rooms: RoomsConfig,
     pub limits: Limits,
+    /// Where `/metrics` is served when it is kept off the main listener.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -316,20 +353,25 @@ impl Config {
             .iter()
             .map(|o| normalize_origin(o).ok_or_else(|| invalid("allowed_origins", o)))
             .collect::<Result<_, _>>()?;
-        let identity = match s.jwt_secret.clone() {
-            Some(secret) if secret.len() < 16 => {
-                return Err(invalid("jwt_secret", "must be at least 16 bytes"));
-            }
-            Some(secret) => IdentityMode::Signed {
-                secret: secret.into_bytes(),
-            },
-            None => IdentityMode::Demo,
-        };
+        let identity = identity(&s)?;
+        let metrics_listen = s
+            .metrics_listen
+            .as_deref()
+            .map(str::parse::<SocketAddr>)
+            .transpose()
+            .map_err(|e| invalid("metrics_listen", e))?;
         let rooms = match (s.openmeetings_url.clone(), s.room_url_template.clone()) {
             (Some(url), _) => RoomsConfig::OpenMeetings(openmeetings(url, &s)?),
             (None, Some(template)) => {
                 if !template.contains("{room}") {
                     return Err(invalid("room_url_template", "must contain {room}"));
+                }
+                // The filled template becomes a `Location` header.
+                if !template.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(invalid(
+                        "room_url_template",
+                        "must be ASCII without spaces or control characters (percent-encode the rest)",
+                    ));
                 }
                 RoomsConfig::Template(template)
             }
@@ -399,12 +441,59 @@ impl Config {
                 sessions_per_user: s.sessions_per_user,
                 max_watched: s.max_watched,
             },
+            metrics_listen,
         })
     }
 }
 
+/// The shortest secret accepted: HS256 is only as strong as its key, and a short one can be
+/// found offline from a single token.
+const MIN_SECRET_BYTES: usize = 32;
+
+fn identity(s: &Settings) -> Result<IdentityMode, ConfigError> {
+    let claim = |key: &'static str, value: &Option<String>| match value {
+        Some(v) if v.trim().is_empty() => Err(invalid(key, "must not be empty")),
+        Some(_) if s.jwt_secret.is_none() => Err(invalid(key, "needs jwt_secret")),
+        _ => Ok(value.clone()),
+    };
+    let audience = claim("jwt_audience", &s.jwt_audience)?;
+    let issuer = claim("jwt_issuer", &s.jwt_issuer)?;
+    Ok(match s.jwt_secret.clone() {
+        Some(secret) if secret.len() < MIN_SECRET_BYTES => {
+            return Err(invalid(
+                "jwt_secret",
+                format!("must be at least {MIN_SECRET_BYTES} bytes"),
+            ));
+        }
+        Some(secret) => IdentityMode::Signed {
+            secret: secret.into_bytes(),
+            audience,
+            issuer,
+        },
+        None => IdentityMode::Demo,
+    })
+}
+
+/// The longest a participant's browser may wait on OpenMeetings for a room.
+const MAX_OPENMEETINGS_TIMEOUT: Duration = Duration::from_secs(60);
+
 fn openmeetings(url: String, s: &Settings) -> Result<OpenMeetingsConfig, ConfigError> {
-    Url::parse(&url).map_err(|e| invalid("openmeetings_url", e))?;
+    let parsed = Url::parse(&url).map_err(|e| invalid("openmeetings_url", e))?;
+    if parsed.scheme() == "http" && !is_loopback(&parsed) {
+        return Err(invalid(
+            "openmeetings_url",
+            "must be https unless OpenMeetings runs on this machine: the API password would \
+             cross the network in clear",
+        ));
+    }
+    if let Some(timeout) = s.openmeetings_timeout
+        && (timeout.is_zero() || timeout > MAX_OPENMEETINGS_TIMEOUT)
+    {
+        return Err(invalid(
+            "openmeetings_timeout",
+            "must be more than zero and at most 60s",
+        ));
+    }
     let user = s
         .openmeetings_user
         .clone()
@@ -431,12 +520,19 @@ fn openmeetings(url: String, s: &Settings) -> Result<OpenMeetingsConfig, ConfigE
     Ok(om)
 }
 
+/// Whether the URL's host is this machine (`localhost`, 127.0.0.0/8 or `::1`).
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// `https://Example.org:443/` → `https://example.org`; anything that is not an origin → None.
 pub fn normalize_origin(text: &str) -> Option<String> {
-    let url = Url::parse(text.trim()).ok()?;
-    matches!(url.scheme(), "http" | "https")
-        .then(|| url.origin().ascii_serialization())
-        .filter(|o| o != "null")
+    crate::origin::normalize(&Url::parse(text.trim()).ok()?)
 }
 
 #[cfg(test)]
@@ -484,7 +580,7 @@ mod tests {
     #[test]
     fn refuses_bad_values() {
         let short_secret = Settings {
-            jwt_secret: Some("short".into()),
+            jwt_secret: Some("31 bytes, which is not enough!!".into()),
             ..Settings::default()
         };
         assert!(Config::from_settings(short_secret).is_err());
@@ -509,5 +605,111 @@ mod tests {
             ..Settings::default()
         };
         assert!(Config::from_settings(bad_origin).is_err());
+    }
+
+    fn openmeetings_at(url: &str) -> Settings {
+        Settings {
+            openmeetings_url: Some(url.into()),
+            openmeetings_user: Some("api".into()),
+            openmeetings_password: Some("pw".into()),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn secrets_claims_and_the_metrics_address() {
+        let secret = |s: &str| Settings {
+            jwt_secret: Some(s.into()),
+            ..Settings::default()
+        };
+        let error = Config::from_settings(secret(&"x".repeat(31))).unwrap_err();
+        assert_eq!(error.to_string(), "jwt_secret: must be at least 32 bytes");
+        assert!(Config::from_settings(secret(&"x".repeat(32))).is_ok());
+
+        let claims = Settings {
+            jwt_audience: Some("switchboard".into()),
+            jwt_issuer: Some("https://forum.example.org".into()),
+            ..secret(&"x".repeat(32))
+        };
+        let IdentityMode::Signed {
+            audience, issuer, ..
+        } = Config::from_settings(claims).unwrap().identity
+        else {
+            panic!("signed");
+        };
+        assert_eq!(audience.as_deref(), Some("switchboard"));
+        assert_eq!(issuer.as_deref(), Some("https://forum.example.org"));
+        let demo_audience = Settings {
+            jwt_audience: Some("switchboard".into()),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(demo_audience).is_err());
+
+        let metrics = Settings {
+            metrics_listen: Some("127.0.0.1:9090".into()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            Config::from_settings(metrics).unwrap().metrics_listen,
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
+        let bad_metrics = Settings {
+            metrics_listen: Some("everywhere".into()),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(bad_metrics).is_err());
+    }
+
+    #[test]
+    fn openmeetings_in_clear_only_on_this_machine() {
+        for url in [
+            "https://om.example.org/openmeetings",
+            "http://127.0.0.1:5080/openmeetings",
+            "http://localhost:5080/openmeetings",
+            "http://[::1]:5080/openmeetings",
+        ] {
+            assert!(Config::from_settings(openmeetings_at(url)).is_ok(), "{url}");
+        }
+        for url in [
+            "http://om.example.org/openmeetings",
+            "http://10.0.0.5:5080/openmeetings",
+            "http://localhost.example.org/openmeetings",
+        ] {
+            let error = Config::from_settings(openmeetings_at(url)).unwrap_err();
+            assert!(error.to_string().starts_with("openmeetings_url:"), "{url}");
+        }
+    }
+
+    #[test]
+    fn the_openmeetings_timeout_is_bounded() {
+        let with = |timeout: Duration| Settings {
+            openmeetings_timeout: Some(timeout),
+            ..openmeetings_at("https://om.example.org/openmeetings")
+        };
+        assert!(Config::from_settings(with(Duration::from_secs(10))).is_ok());
+        for bad in [Duration::ZERO, Duration::from_secs(100 * 365 * 24 * 3600)] {
+            let error = Config::from_settings(with(bad)).unwrap_err();
+            assert!(
+                error.to_string().starts_with("openmeetings_timeout:"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_room_url_template_must_fit_a_location_header() {
+        let with = |template: &str| Settings {
+            room_url_template: Some(template.into()),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(with("https://meet.example.org/{room}")).is_ok());
+        for bad in [
+            "https://meet.example.org/räume/{room}",
+            "https://meet.example.org/{room}\r\nSet-Cookie: a=b",
+            "https://meet.example.org/a room/{room}",
+        ] {
+            let error = Config::from_settings(with(bad)).unwrap_err();
+            assert!(error.to_string().starts_with("room_url_template:"), "{bad}");
+        }
     }
 }

@@ -7,14 +7,15 @@ use axum::{
     Router,
     extract::{Path, State, WebSocketUpgrade, ws::WebSocket},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
-    response::{Html, IntoResponse, Redirect, Response},
+    response::{Html, IntoResponse, Response},
     routing::get,
 };
 use tower_http::{cors::CorsLayer, services::ServeDir};
 
 use crate::{
     hub::LinkAction,
-    rooms::{BuiltinRoom, JoinTarget, RoomProvider, SignalOutcome},
+    origin::Origins,
+    rooms::{BuiltinRoom, JoinTarget, RoomError, RoomProvider, SignalOutcome},
     session::{self, SessionContext},
     store::Health,
 };
@@ -26,8 +27,8 @@ const TRANSPORT_MESSAGE_LIMIT: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub session: SessionContext,
-    /// Origins allowed to open WebSockets besides the server's own.
-    pub allowed_origins: Arc<Vec<String>>,
+    /// The pages allowed to open WebSockets.
+    pub origins: Arc<Origins>,
     /// Whether the database takes writes: `/healthz` fails while it does not.
     pub store: Health,
     pub rooms: Arc<dyn RoomProvider>,
@@ -35,13 +36,18 @@ pub struct AppState {
     pub builtin: Option<Arc<BuiltinRoom>>,
 }
 
-pub fn router(state: AppState, www: &std::path::Path) -> Router {
+/// The public routes; `/metrics` among them unless it is served on a listener of its own.
+pub fn router(state: AppState, www: &std::path::Path, with_metrics: bool) -> Router {
     let client = Router::new()
         .nest_service("/client", ServeDir::new(www.join("client")))
         .layer(CorsLayer::permissive().allow_credentials(false));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+    let routes = Router::new().route("/healthz", get(healthz));
+    let routes = if with_metrics {
+        routes.route("/metrics", get(metrics))
+    } else {
+        routes
+    };
+    routes
         .route("/ws", get(websocket))
         .route("/join/{token}", get(join))
         .route("/join/{token}/signal", get(signal))
@@ -64,6 +70,13 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// `/metrics` alone, for the private metrics listener.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(
@@ -74,33 +87,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Browsers always send `Origin` on a WebSocket upgrade; a request without one is not from a
-/// page (and could claim any origin anyway), so it is let through.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
-        return true;
-    };
-    let Some(origin) = crate::config::normalize_origin(origin) else {
-        return false;
-    };
-    let own = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|host| {
-            origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"))
-                == Some(host)
-        });
-    own || allowed.contains(&origin)
-}
-
 async fn websocket(
     State(state): State<AppState>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if !origin_allowed(&headers, &state.allowed_origins) {
+    if !state.origins.admits_site(&headers) {
         return (
             StatusCode::FORBIDDEN,
             "this site's origin may not connect to this server",
@@ -141,21 +133,38 @@ async fn join(
     if head {
         return personal(StatusCode::OK.into_response());
     }
-    match state.rooms.join(&joiner).await {
-        Ok(JoinTarget::Redirect(url)) => personal(Redirect::to(&url).into_response()),
-        Ok(JoinTarget::Page(html)) => personal(Html(html).into_response()),
-        Err(e) => {
-            tracing::warn!(provider = state.rooms.name(), call = %joiner.room.id, error = %e, "no room");
-            hub.link(token, LinkAction::RoomFailed(e.to_string())).await;
-            page(
-                StatusCode::BAD_GATEWAY,
-                "The room is not available",
-                &format!(
-                    "The conference room could not be opened ({e}). Try the link again in a moment."
-                ),
-            )
-        }
+    let target = state.rooms.join(&joiner).await;
+    // The call may have ended while its room was being made, too early for the end of the call
+    // to release a room this click made: release it now.
+    let ended = matches!(target, Err(RoomError::CallEnded))
+        || hub.link(token.clone(), LinkAction::Peek).await.is_none();
+    if ended {
+        let (rooms, room) = (state.rooms.clone(), joiner.room.clone());
+        tokio::spawn(async move { rooms.call_over(&room).await });
+        return page(
+            StatusCode::GONE,
+            "The call has ended",
+            "This call ended before its room was ready.",
+        );
     }
+    let failure = match target {
+        Ok(JoinTarget::Page(html)) => return personal(Html(html).into_response()),
+        Ok(JoinTarget::Redirect(url)) => match see_other(&url) {
+            Some(redirect) => return personal(redirect),
+            // Not the address itself: it may carry an entry ticket.
+            None => "the room's address cannot be sent as a redirect".to_string(),
+        },
+        Err(e) => e.to_string(),
+    };
+    // The cause (server names, OpenMeetings' own messages) is for the log and the call's
+    // record; the participant gets a plain sentence.
+    tracing::warn!(provider = state.rooms.name(), call = %joiner.room.id, error = %failure, "no room");
+    hub.link(token, LinkAction::RoomFailed(failure)).await;
+    page(
+        StatusCode::BAD_GATEWAY,
+        "The room is not available",
+        "The conference room could not be opened. Try the link again in a moment.",
+    )
 }
 
 async fn signal(
@@ -168,7 +177,7 @@ async fn signal(
         return StatusCode::NOT_FOUND.into_response();
     };
     // The room page is served by this server, so only its own origin may signal.
-    if !origin_allowed(&headers, &[]) {
+    if !state.origins.admits_own(&headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
     let hub = state.session.hub.clone();
@@ -180,6 +189,16 @@ async fn signal(
             hub.link(token, LinkAction::Hangup).await;
         }
     })
+}
+
+/// A 303 to `url`, or None if `url` is not a valid `Location`: axum's `Redirect` panics on
+/// control characters, and passes raw non-ASCII bytes that browsers decode as they please.
+fn see_other(url: &str) -> Option<Response> {
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    let location = HeaderValue::from_str(url).ok()?;
+    Some((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response())
 }
 
 /// A personal answer: never cached, never framed by another site, never leaking its address.
@@ -215,32 +234,19 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
 mod tests {
     use super::*;
 
-    fn headers(origin: &str, host: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
-        h.insert(header::HOST, HeaderValue::from_str(host).unwrap());
-        h
-    }
-
     #[test]
-    fn origins() {
-        let allowed = vec!["https://forum.example.org".to_string()];
-        assert!(origin_allowed(
-            &headers("https://forum.example.org", "sb.example.org"),
-            &allowed
-        ));
-        assert!(origin_allowed(
-            &headers("http://127.0.0.1:8080", "127.0.0.1:8080"),
-            &allowed
-        ));
-        assert!(!origin_allowed(
-            &headers("https://evil.example", "sb.example.org"),
-            &allowed
-        ));
-        assert!(!origin_allowed(
-            &headers("null", "sb.example.org"),
-            &allowed
-        ));
-        assert!(origin_allowed(&HeaderMap::new(), &allowed));
+    fn a_redirect_target_that_cannot_be_a_header_is_no_redirect() {
+        let redirect = see_other("https://meet.example.org/switchboard-abc").unwrap();
+        assert_eq!(redirect.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            redirect.headers()[header::LOCATION],
+            "https://meet.example.org/switchboard-abc"
+        );
+        for bad in [
+            "https://meet.example.org/räume",
+            "https://meet.example.org/\r\nSet-Cookie: a=b",
+        ] {
+            assert!(see_other(bad).is_none(), "{bad:?}");
+        }
     }
 }

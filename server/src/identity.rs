@@ -23,13 +23,27 @@ impl Identity {
     pub fn new(mode: &IdentityMode) -> Self {
         let verifier = match mode {
             IdentityMode::Demo => None,
-            IdentityMode::Signed { secret } => {
+            IdentityMode::Signed {
+                secret,
+                audience,
+                issuer,
+            } => {
                 let mut validation = Validation::new(Algorithm::HS256);
-                validation.set_required_spec_claims(&["exp", "sub"]);
+                let mut required = vec!["exp", "sub"];
                 validation.leeway = 5;
                 validation.validate_nbf = true;
-                // Sites may put an audience in their tokens; the signature is what counts here.
-                validation.validate_aud = false;
+                // Without a configured audience, one the site puts in its tokens is ignored;
+                // with one, a token minted for another service sharing the secret is refused.
+                validation.validate_aud = audience.is_some();
+                if let Some(audience) = audience {
+                    validation.set_audience(&[audience]);
+                    required.push("aud");
+                }
+                if let Some(issuer) = issuer {
+                    validation.set_issuer(&[issuer]);
+                    required.push("iss");
+                }
+                validation.set_required_spec_claims(&required);
                 Some((DecodingKey::from_secret(secret), validation))
             }
         };
@@ -79,11 +93,21 @@ mod tests {
 
     use super::*;
 
-    const SECRET: &[u8] = b"a test secret of enough length";
+    const SECRET: &[u8] = b"a test secret of thirty-two bytes or more";
 
     fn signed() -> Identity {
         Identity::new(&IdentityMode::Signed {
             secret: SECRET.to_vec(),
+            audience: None,
+            issuer: None,
+        })
+    }
+
+    fn signed_for(audience: &str, issuer: &str) -> Identity {
+        Identity::new(&IdentityMode::Signed {
+            secret: SECRET.to_vec(),
+            audience: Some(audience.into()),
+            issuer: Some(issuer.into()),
         })
     }
 
@@ -147,6 +171,48 @@ mod tests {
             signed().verify(&Auth::Token("not.a.jwt".into())),
             Err(ErrorCode::BadToken)
         );
+    }
+
+    #[test]
+    fn checks_audience_and_issuer_when_configured() {
+        let identity = signed_for("switchboard", "https://forum.example.org");
+        let with = |extra: serde_json::Value| {
+            let mut claims = json!({"sub": "u-17", "name": "Ann", "exp": in_an_hour()});
+            if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+                claims.extend(extra.clone());
+            }
+            token(Algorithm::HS256, SECRET, claims)
+        };
+        let good = with(json!({"aud": "switchboard", "iss": "https://forum.example.org"}));
+        assert!(identity.verify(&good).is_ok());
+        for bad in [
+            json!({"aud": "billing", "iss": "https://forum.example.org"}),
+            json!({"aud": "switchboard", "iss": "https://evil.example"}),
+            json!({"iss": "https://forum.example.org"}),
+            json!({"aud": "switchboard"}),
+        ] {
+            assert_eq!(
+                identity.verify(&with(bad.clone())),
+                Err(ErrorCode::BadToken),
+                "{bad}"
+            );
+        }
+        // Unconfigured, both claims are the site's business.
+        assert!(
+            signed()
+                .verify(&with(json!({"aud": "billing", "iss": "x"})))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn names_with_invisible_characters_are_refused() {
+        let auth = token(
+            Algorithm::HS256,
+            SECRET,
+            json!({"sub": "u-17", "name": "Ann\u{202E}nimda", "exp": in_an_hour()}),
+        );
+        assert_eq!(signed().verify(&auth), Err(ErrorCode::InvalidName));
     }
 
     #[test]

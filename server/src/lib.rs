@@ -9,6 +9,7 @@ pub mod http;
 pub mod hub;
 pub mod identity;
 pub mod metrics;
+pub mod origin;
 pub mod rooms;
 pub mod session;
 pub mod store;
@@ -47,6 +48,8 @@ pub enum StopError {
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when not on `addr`.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), store::StoreError>>,
 }
@@ -78,6 +81,14 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
     let addr = listener.local_addr()?;
+    let metrics_listener = match config.metrics_listen {
+        Some(at) => Some(TcpListener::bind(at).await?),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let db = config.db.clone();
     let metrics = Arc::new(Metrics::default());
     let store_errors = metrics.store_errors.clone();
@@ -127,12 +138,23 @@ pub async fn start(
             limits: config.limits.clone(),
             metrics,
         },
-        allowed_origins: Arc::new(config.allowed_origins.clone()),
+        origins: Arc::new(origin::Origins::new(
+            config.public_url.as_ref(),
+            addr,
+            config.allowed_origins.clone(),
+        )),
         store: store_health,
         rooms,
         builtin,
     };
-    let app = http::router(state, &config.www);
+    let app = http::router(state.clone(), &config.www, metrics_listener.is_none());
+    let metrics_task = metrics_listener.map(|listener| {
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, http::metrics_router(state)).await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        })
+    });
     let (stop, stopped) = oneshot::channel::<()>();
     let listener = listener.tap_io(|tcp| {
         // Small pushed frames must not wait on Nagle's algorithm.
@@ -155,6 +177,9 @@ pub async fn start(
         {
             tracing::error!(error = %e, "the HTTP server failed");
         }
+        if let Some(metrics) = metrics_task {
+            metrics.abort();
+        }
         drop(hub);
         tokio::task::spawn_blocking(move || writer.join())
             .await
@@ -163,6 +188,7 @@ pub async fn start(
     tracing::info!(%addr, "switchboard listening");
     Ok(Running {
         addr,
+        metrics_addr,
         stop: Some(stop),
         task,
     })

@@ -130,6 +130,11 @@ impl FakeOpenMeetings {
         self.shared.set_proxy_down(down);
     }
 
+    /// Accepts logins in this style from now on.
+    pub fn set_login_style(&self, style: LoginStyle) {
+        self.shared.set_login_style(style);
+    }
+
     pub fn set_sid_idle(&self, idle: Duration) {
         self.shared.state().sid_idle = idle;
     }

@@ -147,7 +147,7 @@ fn refuses_a_bad_configuration_with_a_clear_message() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("jwt_secret: must be at least 16 bytes"),
+        stderr.contains("jwt_secret: must be at least 32 bytes"),
         "{stderr}"
     );
 }

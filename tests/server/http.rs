@@ -1,6 +1,12 @@
 //! The HTTP surface: health, metrics, the demo files and the client bundle's CORS headers.
 
-use crate::common::{TestServer, server::http};
+use switchboard::Config;
+use tokio::net::TcpListener;
+
+use crate::common::{
+    TestServer,
+    server::{http, test_settings},
+};
 
 #[tokio::test]
 async fn health_metrics_and_static_files() {
@@ -40,4 +46,40 @@ async fn the_client_bundle_may_be_loaded_from_other_sites() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
+}
+
+#[tokio::test]
+async fn metrics_can_be_kept_off_the_public_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = switchboard::config::Settings {
+        metrics_listen: Some("127.0.0.1:0".into()),
+        ..test_settings(&dir)
+    };
+    let config = Config::from_settings(settings).unwrap();
+    let listener = TcpListener::bind(&config.listen).await.unwrap();
+    let running = switchboard::start(config, listener, std::future::pending())
+        .await
+        .unwrap();
+    let public = http()
+        .get(format!("http://{}/metrics", running.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let metrics_addr = running.metrics_addr.expect("a metrics address");
+    assert_ne!(metrics_addr, running.addr);
+    let private = http()
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(private.status(), 200);
+    assert!(
+        private
+            .text()
+            .await
+            .unwrap()
+            .contains("switchboard_connections")
+    );
+    running.stop().await;
 }

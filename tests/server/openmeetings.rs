@@ -7,11 +7,11 @@ use switchboard::rooms::{
     AfterCall, CallRoom, JoinTarget, Joiner, OpenMeetings, OpenMeetingsConfig, RoomError,
     RoomProvider,
 };
-use switchboard_proto::{CallId, CallState, Command, Role, UserRef};
+use switchboard_proto::{CallId, CallState, Command, ErrorCode, Event, Role, UserRef};
 
 use crate::common::TestServer;
 use crate::common::fake_openmeetings::{
-    FakeCall, FakeOpenMeetings, FakeOptions, PASSWORD, USER, hash_in,
+    FakeCall, FakeOpenMeetings, FakeOptions, LoginStyle, PASSWORD, USER, hash_in,
 };
 use crate::common::server::http;
 
@@ -375,10 +375,7 @@ async fn a_call_that_ends_while_its_room_is_being_made_still_closes_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         om.call_over(&room).await;
     });
-    assert!(
-        matches!(&joined, Err(RoomError::Refused(m)) if m.contains("over")),
-        "{joined:?}"
-    );
+    assert!(matches!(&joined, Err(RoomError::CallEnded)), "{joined:?}");
     let rooms = fake.rooms();
     assert_eq!(rooms.len(), 1);
     assert!(rooms[0].closed, "the click closed the room it made");
@@ -478,6 +475,14 @@ async fn a_url_that_is_not_openmeetings_is_a_protocol_error() {
 
 /// A Switchboard server whose rooms come from `fake`.
 async fn server_with(fake: &FakeOpenMeetings) -> TestServer {
+    server_tweaked(fake, |_| {}).await
+}
+
+/// A Switchboard server whose rooms come from `fake`, with `tweak` applied last.
+async fn server_tweaked(
+    fake: &FakeOpenMeetings,
+    tweak: impl FnOnce(&mut switchboard::config::Settings),
+) -> TestServer {
     let url = fake.base_url();
     TestServer::start_with(move |settings| {
         settings.room_url_template = None;
@@ -485,8 +490,18 @@ async fn server_with(fake: &FakeOpenMeetings) -> TestServer {
         settings.openmeetings_user = Some(USER.into());
         settings.openmeetings_password = Some(PASSWORD.into());
         settings.openmeetings_timeout = Some(Duration::from_millis(800));
+        tweak(settings);
     })
     .await
+}
+
+/// Waits until `done` holds, for at most five seconds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Follows a Switchboard `/join` link without following the redirect: status and `Location`.
@@ -625,4 +640,109 @@ async fn the_password_never_reaches_the_logs() {
     let encoded: String = url::form_urlencoded::byte_serialize(PASSWORD.as_bytes()).collect();
     assert!(!logs.contains(PASSWORD), "{logs}");
     assert!(!logs.contains(&encoded), "{logs}");
+}
+
+#[tokio::test]
+async fn never_falls_back_to_a_login_by_get_once_post_has_worked() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let om = provider(config(&fake));
+    let caller = joiner(&call("c-post"), Role::Caller);
+    link(&om, &caller).await;
+
+    // Something in front of OpenMeetings now refuses POST and offers GET.
+    fake.set_login_style(LoginStyle::GetOnly);
+    let err = om.join(&caller).await.expect_err("POST refused");
+    assert!(
+        matches!(&err, RoomError::Protocol(m) if m.contains("405")),
+        "{err:?}"
+    );
+    let methods: Vec<_> = fake.logins().iter().map(|l| l.method).collect();
+    assert_eq!(
+        methods,
+        ["POST", "POST"],
+        "the password never went into a URL"
+    );
+}
+
+#[tokio::test]
+async fn room_failures_reach_participants_as_a_plain_sentence() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let server = server_tweaked(&fake, |s| {
+        s.openmeetings_password = Some("not-the-password".into());
+    })
+    .await;
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+    ann.call("bob").await;
+    let incoming = bob.call_in(CallState::Ringing).await;
+    let bob_link = incoming.link.clone().expect("the callee's link");
+
+    let answer = http().get(&bob_link).send().await.expect("an answer");
+    assert_eq!(answer.status(), reqwest::StatusCode::BAD_GATEWAY);
+    let page = answer.text().await.unwrap_or_default();
+    assert!(page.contains("could not be opened"), "{page}");
+    for detail in ["bad.credentials", "OpenMeetings", "logging in"] {
+        assert!(!page.contains(detail), "{detail} in {page}");
+    }
+    let message = loop {
+        match bob.event().await {
+            Event::Error { code, message } => {
+                assert_eq!(code, ErrorCode::RoomFailed);
+                break message;
+            }
+            Event::Call(_) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(message, ErrorCode::RoomFailed.describe());
+
+    // Nor does a broken connection name its cause.
+    fake.go_down().await;
+    let answer = http().get(&bob_link).send().await.expect("an answer");
+    assert_eq!(answer.status(), reqwest::StatusCode::BAD_GATEWAY);
+    let page = answer.text().await.unwrap_or_default();
+    for detail in ["refused", "os error", "127.0.0.1", "tcp"] {
+        assert!(!page.contains(detail), "{detail} in {page}");
+    }
+}
+
+#[tokio::test]
+async fn a_hang_up_while_a_click_makes_the_room_answers_gone_and_closes_it() {
+    let fake = FakeOpenMeetings::start(FakeOptions::v9()).await;
+    let server = server_tweaked(&fake, |s| {
+        s.openmeetings_timeout = Some(Duration::from_secs(5));
+    })
+    .await;
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+    let ringing = ann.call("bob").await;
+    let incoming = bob.call_in(CallState::Ringing).await;
+    bob.answer(&incoming.id).await;
+    ann.call_in(CallState::Answered).await;
+    let bob_link = incoming.link.clone().expect("the callee's link");
+
+    fake.set_delay(Duration::from_millis(300));
+    let click = tokio::spawn(async move {
+        let answer = http().get(&bob_link).send().await.expect("an answer");
+        (answer.status(), answer.text().await.unwrap_or_default())
+    });
+    until("the click reached OpenMeetings", || {
+        !fake.logins().is_empty()
+    })
+    .await;
+    ann.send(Command::Hangup {
+        call: ringing.id.clone(),
+    })
+    .await;
+    ann.call_in(CallState::Ended).await;
+
+    let (status, page) = click.await.expect("the click");
+    assert_eq!(status, reqwest::StatusCode::GONE, "{page}");
+    assert!(page.contains("ended"), "{page}");
+    until("the room made for the click is closed", || {
+        let rooms = fake.rooms();
+        !rooms.is_empty() && rooms.iter().all(|r| r.closed)
+    })
+    .await;
+    assert_eq!(fake.rooms().len(), 1);
 }

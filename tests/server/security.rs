@@ -1,12 +1,13 @@
 //! Hostile and broken clients: forged identities, foreign origins, malformed and oversized
 //! frames, and readers that do not keep up. Each gets a clear error; nobody else notices.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use futures_util::SinkExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::json;
-use switchboard_proto::{Auth, CallState, Command, ErrorCode, Event, close};
+use switchboard_proto::{Auth, CallState, Command, ErrorCode, Event, LogoutReason, close};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_tungstenite::{
     connect_async,
     tungstenite::{Message, client::IntoClientRequest},
@@ -326,4 +327,338 @@ async fn a_silent_peer_is_found_dead_and_dropped() {
         })
         .await;
     alive.presence().await;
+}
+
+#[tokio::test]
+async fn tokens_for_another_audience_or_issuer_are_refused() {
+    let server = TestServer::start_with(|s| {
+        s.jwt_secret = Some(SECRET.into());
+        s.jwt_audience = Some("switchboard".into());
+        s.jwt_issuer = Some("https://forum.example.org".into());
+    })
+    .await;
+    let claims = |extra: serde_json::Value| {
+        let mut claims = json!({"sub": "u-17", "name": "Ann", "exp": in_an_hour()});
+        if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+            claims.extend(extra.clone());
+        }
+        token(Algorithm::HS256, SECRET, claims)
+    };
+    for extra in [
+        json!({}),
+        json!({"aud": "billing", "iss": "https://forum.example.org"}),
+        json!({"aud": "switchboard", "iss": "https://shop.example.org"}),
+    ] {
+        let mut client = server.client().await;
+        let id = client
+            .send(Command::Login {
+                auth: Auth::Token(claims(extra.clone())),
+            })
+            .await;
+        assert_eq!(
+            client.error().await,
+            (Some(id), ErrorCode::BadToken),
+            "{extra}"
+        );
+        assert_eq!(client.closed().await, Some(close::PROTOCOL));
+    }
+    let mut client = server.client().await;
+    client
+        .send(Command::Login {
+            auth: Auth::Token(claims(
+                json!({"aud": "switchboard", "iss": "https://forum.example.org"}),
+            )),
+        })
+        .await;
+    assert!(matches!(client.event().await, Event::LoggedIn { .. }));
+}
+
+#[tokio::test]
+async fn no_frame_carries_the_identity_token() {
+    let server = signed_server().await;
+    let token = token(
+        Algorithm::HS256,
+        SECRET,
+        json!({"sub": "u-17", "name": "Ann", "exp": in_an_hour()}),
+    );
+    let login = || Command::Login {
+        auth: Auth::Token(token.clone()),
+    };
+    // Two tabs of one user, each logging in (twice, as a page that reloads its identity).
+    let mut tabs = [server.client().await, server.client().await];
+    for tab in &mut tabs {
+        tab.send(login()).await;
+        tab.send(login()).await;
+    }
+    let mut bob = server.client().await;
+    let bob_token = self::token(
+        Algorithm::HS256,
+        SECRET,
+        json!({"sub": "bob", "name": "Bob", "exp": in_an_hour()}),
+    );
+    bob.send(Command::Login {
+        auth: Auth::Token(bob_token),
+    })
+    .await;
+    bob.event().await;
+    bob.send(Command::Call { to: "u-17".into() }).await;
+    for tab in &mut tabs {
+        let mut frames = Vec::new();
+        while let Some(Ok(frame)) = tab.try_next(Duration::from_millis(300)).await {
+            frames.push(serde_json::to_string(&frame).unwrap());
+        }
+        assert!(frames.len() >= 3, "{frames:?}");
+        for frame in frames {
+            assert!(!frame.contains(&token), "{frame}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn names_with_invisible_or_reversing_characters_are_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    for name in [
+        "Ann\u{202E}nimdA",
+        "Ann\u{200B}",
+        "\u{2066}Ann",
+        "Ann\u{FEFF}",
+        "Ann\u{2028}Lee",
+    ] {
+        client
+            .send(Command::Login {
+                auth: Auth::Demo {
+                    id: "ann".into(),
+                    name: name.into(),
+                },
+            })
+            .await;
+        assert_eq!(client.error().await.1, ErrorCode::InvalidName, "{name:?}");
+    }
+    // Refused names changed nothing: the session logs in normally afterwards.
+    client.login("ann", "Ann Lee").await;
+}
+
+#[tokio::test]
+async fn a_logged_out_session_hears_no_more_presence() {
+    let server = TestServer::start().await;
+    let mut ann = server.user("ann").await;
+    ann.send(Command::Watch {
+        users: vec!["bob".into()],
+    })
+    .await;
+    assert!(!ann.presence().await.2);
+    ann.send(Command::Logout).await;
+    assert_eq!(
+        ann.event().await,
+        Event::LoggedOut {
+            reason: LogoutReason::Requested
+        }
+    );
+    let _bob = server.user("bob").await;
+    ann.silent_for(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_session_logged_out_elsewhere_hears_no_more_presence() {
+    let server = TestServer::start_with(|s| s.single_session = true).await;
+    let mut first = server.user("ann").await;
+    first
+        .send(Command::Watch {
+            users: vec!["bob".into()],
+        })
+        .await;
+    assert!(!first.presence().await.2);
+    let _second = server.user("ann").await;
+    assert_eq!(
+        first.event().await,
+        Event::LoggedOut {
+            reason: LogoutReason::Elsewhere
+        }
+    );
+    let _bob = server.user("bob").await;
+    first.silent_for(Duration::from_millis(300)).await;
+}
+
+/// Asks for a WebSocket upgrade of `path` over a raw connection, with `origin` (any bytes) and
+/// `host` (default: the address dialled); returns the status answered.
+async fn upgrade(addr: SocketAddr, path: &str, origin: &[u8], host: Option<&str>) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let host = host.map_or_else(|| addr.to_string(), str::to_owned);
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: "
+    )
+    .into_bytes();
+    request.extend_from_slice(origin);
+    request.extend_from_slice(b"\r\n\r\n");
+    stream.write_all(&request).await.unwrap();
+    let mut status = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        BufReader::new(stream).read_line(&mut status),
+    )
+    .await
+    .expect("an answer")
+    .unwrap();
+    status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {status:?}"))
+}
+
+/// One origin case: what the page claims, the `Host` it reaches the server under, and whether
+/// the upgrade is accepted.
+struct Case {
+    origin: Vec<u8>,
+    host: Option<String>,
+    accepted: bool,
+}
+
+fn case(origin: impl Into<Vec<u8>>, host: Option<String>, accepted: bool) -> Case {
+    Case {
+        origin: origin.into(),
+        host,
+        accepted,
+    }
+}
+
+/// Runs every case against `path` and reports all that went wrong at once.
+async fn check_origins(addr: SocketAddr, path: &str, cases: &[Case]) {
+    let mut wrong = Vec::new();
+    for c in cases {
+        let status = upgrade(addr, path, &c.origin, c.host.as_deref()).await;
+        let expected = if c.accepted { 101 } else { 403 };
+        if status != expected {
+            wrong.push(format!(
+                "{} (host {:?}): {status}, expected {expected}",
+                String::from_utf8_lossy(&c.origin),
+                c.host
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{path}:\n{}", wrong.join("\n"));
+}
+
+/// The cases for a server on 127.0.0.1 without `public_url`; `site` is what an allowed
+/// other site gets.
+fn loopback_cases(port: u16, site: bool) -> Vec<Case> {
+    vec![
+        case(format!("http://127.0.0.1:{port}"), None, true),
+        case(format!("http://localhost:{port}"), None, true),
+        case(format!("http://[::1]:{port}"), None, true),
+        case(format!("HTTP://LocalHost:{port}"), None, true),
+        case(format!("https://127.0.0.1:{port}"), None, false),
+        case(format!("http://127.0.0.1:{}", port + 1), None, false),
+        case("http://127.0.0.1", None, false),
+        // DNS rebinding: the page's host name now resolves to 127.0.0.1.
+        case(
+            format!("http://rebind.example:{port}"),
+            Some(format!("rebind.example:{port}")),
+            false,
+        ),
+        case("null", None, false),
+        case(
+            [b"http://\xff:", port.to_string().as_bytes()].concat(),
+            None,
+            false,
+        ),
+        case(b"http://loc\xffalhost".to_vec(), None, false),
+        case("https://evil.example", None, false),
+        case("https://forum.example.org", None, site),
+    ]
+}
+
+/// The cases for a server behind a proxy at https://sb.example.org.
+fn proxied_cases(port: u16) -> Vec<Case> {
+    let proxy_host = Some(format!("127.0.0.1:{port}"));
+    vec![
+        // The proxy rewrote `Host` to its upstream address.
+        case("https://sb.example.org", proxy_host.clone(), true),
+        case("https://SB.example.org:443", proxy_host.clone(), true),
+        case(
+            "https://sb.example.org",
+            Some("sb.example.org".into()),
+            true,
+        ),
+        case(
+            "http://sb.example.org",
+            Some("sb.example.org".into()),
+            false,
+        ),
+        case(
+            "https://sb.example.org:8443",
+            Some("sb.example.org:8443".into()),
+            false,
+        ),
+        case(format!("http://127.0.0.1:{port}"), None, false),
+        case("null", None, false),
+    ]
+}
+
+#[tokio::test]
+async fn socket_origins_are_judged_by_scheme_host_and_port_not_by_host_header() {
+    let server =
+        TestServer::start_with(|s| s.allowed_origins = vec!["https://forum.example.org".into()])
+            .await;
+    check_origins(
+        server.addr,
+        "/ws",
+        &loopback_cases(server.addr.port(), true),
+    )
+    .await;
+
+    let proxied = TestServer::start_with(|s| {
+        s.public_url = Some("https://sb.example.org".into());
+        s.allowed_origins = vec!["https://forum.example.org".into()];
+    })
+    .await;
+    let mut cases = proxied_cases(proxied.addr.port());
+    cases.push(case("https://forum.example.org", None, true));
+    check_origins(proxied.addr, "/ws", &cases).await;
+}
+
+/// The path of the signalling socket of an answered call's room page, on a server with the
+/// built-in room.
+async fn room_signal_path(server: &TestServer) -> String {
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+    ann.call("bob").await;
+    let incoming = bob.call_in(CallState::Ringing).await;
+    bob.answer(&incoming.id).await;
+    bob.call_in(CallState::Answered).await;
+    let link = incoming.link.expect("the callee's link");
+    let path = link
+        .find("/join/")
+        .map(|at| &link[at..])
+        .expect("a join link");
+    format!("{path}/signal")
+}
+
+#[tokio::test]
+async fn room_signalling_admits_only_the_servers_own_origin() {
+    let server = TestServer::start_with(|s| {
+        s.room_url_template = None;
+        s.allowed_origins = vec!["https://forum.example.org".into()];
+    })
+    .await;
+    let path = room_signal_path(&server).await;
+    check_origins(
+        server.addr,
+        &path,
+        &loopback_cases(server.addr.port(), false),
+    )
+    .await;
+
+    let proxied = TestServer::start_with(|s| {
+        s.room_url_template = None;
+        s.public_url = Some("https://sb.example.org".into());
+        s.allowed_origins = vec!["https://forum.example.org".into()];
+    })
+    .await;
+    let path = room_signal_path(&proxied).await;
+    let mut cases = proxied_cases(proxied.addr.port());
+    cases.push(case("https://forum.example.org", None, false));
+    check_origins(proxied.addr, &path, &cases).await;
 }

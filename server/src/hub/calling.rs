@@ -395,9 +395,11 @@ impl State {
             at: self.clock.now(),
             detail: format!("room for {participant}: {why}"),
         });
+        // The cause stays in the record: it may name servers or quote the conferencing
+        // server, which is none of the participant's business.
         let event = Event::Error {
             code: ErrorCode::RoomFailed,
-            message: format!("the conference room could not be opened: {why}"),
+            message: ErrorCode::RoomFailed.describe().to_string(),
         };
         let sessions = self
             .online

@@ -33,6 +33,8 @@ impl State {
                 return Err(ErrorCode::TooManySessions);
             }
             self.leave_user(session);
+            // The earlier user's watch list is not the new one's.
+            self.set_watching(session, Vec::new());
             if self.config.single_session {
                 self.log_out_elsewhere(&user.id);
             }
@@ -50,6 +52,8 @@ impl State {
             return Err(ErrorCode::NotLoggedIn);
         }
         self.leave_user(session);
+        // Presence is for logged-in members: a logged-out tab hears no more of it.
+        self.set_watching(session, Vec::new());
         self.deliver(
             session,
             re,
@@ -71,6 +75,7 @@ impl State {
             if let Some(s) = self.sessions.get_mut(&other) {
                 s.user = None;
             }
+            self.set_watching(other, Vec::new());
             self.deliver(
                 other,
                 None,

@@ -64,6 +64,9 @@ pub enum RoomError {
     Refused(String),
     #[error("the conferencing server answered something unexpected: {0}")]
     Protocol(String),
+    /// The call ended while its room was being made; what was made is released.
+    #[error("the call ended while its room was being made")]
+    CallEnded,
 }
 
 /// Makes rooms for calls. Called when a participant follows their link (so ringing never waits

@@ -56,7 +56,7 @@ async fn slow(State(shared): Fake, request: Request, next: Next) -> Response {
 }
 
 async fn version(State(shared): Fake) -> Response {
-    let version = match shared.options.login {
+    let version = match shared.login_style() {
         LoginStyle::GetOnly => "8.0.0",
         LoginStyle::PostOnly => "9.1.0",
     };
@@ -79,7 +79,7 @@ async fn login(
     fields: &Fields,
 ) -> Response {
     let user = fields.get("user").cloned().unwrap_or_default();
-    if shared.options.login != style {
+    if shared.login_style() != style {
         shared.state().logins.push(LoginAttempt {
             method,
             user,

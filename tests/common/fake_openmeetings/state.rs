@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::FakeOptions;
+use super::{FakeOptions, LoginStyle};
 
 /// Calls a test can make the fake lose its sessions before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +85,8 @@ pub struct Shared {
     state: Mutex<State>,
     delay: Mutex<Duration>,
     proxy_down: AtomicBool,
+    /// Starts as `options.login`; a test may change it, as an upgrade or a proxy would.
+    login: Mutex<LoginStyle>,
 }
 
 impl Shared {
@@ -99,6 +101,7 @@ impl Shared {
             expire_before: None,
         };
         Self {
+            login: Mutex::new(options.login),
             options,
             state: Mutex::new(state),
             delay: Mutex::new(Duration::ZERO),
@@ -116,6 +119,14 @@ impl Shared {
 
     pub fn set_delay(&self, delay: Duration) {
         *self.delay.lock().unwrap_or_else(PoisonError::into_inner) = delay;
+    }
+
+    pub fn login_style(&self) -> LoginStyle {
+        *self.login.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn set_login_style(&self, style: LoginStyle) {
+        *self.login.lock().unwrap_or_else(PoisonError::into_inner) = style;
     }
 
     pub fn proxy_down(&self) -> bool {

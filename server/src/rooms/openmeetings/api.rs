@@ -50,6 +50,9 @@ pub struct Api {
     /// Learned from a 405: OpenMeetings before 9.0 logs in by GET only, 9.0 and later by POST
     /// only. Starts with POST so the password stays out of URLs (and access logs) if it can.
     login_by_get: AtomicBool,
+    /// Set once a POST login has worked: a later 405 is then not an older OpenMeetings (a
+    /// proxy, or someone in the middle) and must not get the password in a URL.
+    post_worked: AtomicBool,
 }
 
 /// A raw answer, before its status is judged.
@@ -82,6 +85,7 @@ impl Api {
             password: config.password.clone(),
             timeout: config.timeout,
             login_by_get: AtomicBool::new(false),
+            post_worked: AtomicBool::new(false),
         })
     }
 
@@ -97,16 +101,21 @@ impl Api {
     /// A fresh session for an exchange that must be over by `deadline`. Never reused across
     /// hashes: using a hash takes its session over.
     pub async fn login(&self, deadline: Instant) -> Result<Sid, OmError> {
-        let by_get = self.login_by_get.load(Ordering::Relaxed);
+        let mut by_get = self.login_by_get.load(Ordering::Relaxed);
         let mut answer = self.login_once(by_get, deadline).await?;
-        if answer.status == StatusCode::METHOD_NOT_ALLOWED {
+        let may_switch = by_get || !self.post_worked.load(Ordering::Relaxed);
+        if answer.status == StatusCode::METHOD_NOT_ALLOWED && may_switch {
             answer = self.login_once(!by_get, deadline).await?;
             if answer.status != StatusCode::METHOD_NOT_ALLOWED {
-                self.login_by_get.store(!by_get, Ordering::Relaxed);
+                by_get = !by_get;
+                self.login_by_get.store(by_get, Ordering::Relaxed);
             }
         }
         let body = judge(Op::Login, answer)?;
         let id = service_message(Op::Login, &body)?;
+        if !by_get {
+            self.post_worked.store(true, Ordering::Relaxed);
+        }
         Ok(Sid { id, deadline })
     }
 

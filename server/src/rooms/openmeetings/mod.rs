@@ -172,7 +172,7 @@ impl RoomProvider for OpenMeetings {
             // The call ended while this click was busy, too early for `call_over` to see the
             // room this click may have made.
             self.release_logged(&joiner.room, &entry).await;
-            return Err(RoomError::Refused("the call is over".into()));
+            return Err(RoomError::CallEnded);
         }
         match result {
             Ok(hash) => Ok(JoinTarget::Redirect(self.link(&hash))),
