@@ -23,7 +23,7 @@ pub(super) struct Shared {
     /// Why the last attempt to write failed; `None` once an attempt succeeds.
     problem: Mutex<Option<String>>,
     /// Writes given up for good since the store opened: a non-zero count fails the shutdown.
-    lost: AtomicU64,
+    pub(super) lost: AtomicU64,
     /// When the writer stops retrying; unset until shutdown, since until then every write is
     /// worth waiting for.
     deadline: Mutex<Option<Instant>>,
