@@ -84,6 +84,13 @@ impl Binary {
     }
 }
 
+impl Drop for Binary {
+    /// A test that fails halfway leaves no server behind (a no-op once it has exited).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
 #[tokio::test]
 async fn starts_from_flags_and_env_and_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();

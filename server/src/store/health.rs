@@ -23,7 +23,7 @@ pub(super) struct Shared {
     /// Why the last attempt to write failed; `None` once an attempt succeeds.
     problem: Mutex<Option<String>>,
     /// Writes given up for good since the store opened: a non-zero count fails the shutdown.
-    lost: AtomicU64,
+    pub(super) lost: AtomicU64,
     /// When the writer stops retrying; unset until shutdown, since until then every write is
     /// worth waiting for.
     deadline: Mutex<Option<Instant>>,
@@ -44,10 +44,15 @@ impl Shared {
     /// An attempt to commit failed and will be made again.
     pub(super) fn retrying(&self, error: &rusqlite::Error, queued: usize) {
         self.count("retried");
+        self.failing(error, queued);
+    }
+
+    /// The database takes no writes: `/healthz` says why until an attempt succeeds.
+    pub(super) fn failing(&self, error: &rusqlite::Error, queued: usize) {
         let mut problem = self.problem.lock().unwrap_or_else(PoisonError::into_inner);
         let now = error.to_string();
         if problem.as_deref() != Some(&now) {
-            tracing::warn!(%error, queued, "the database takes no writes; they wait and retry");
+            tracing::warn!(%error, queued, "the database takes no writes");
             *problem = Some(now);
         }
     }

@@ -391,4 +391,34 @@ mod tests {
             .unwrap();
         assert_eq!(events, 3, "c1 placed and answered, c2 placed");
     }
+
+    #[tokio::test]
+    async fn a_full_queue_loses_only_what_does_not_fit_and_never_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sb.db");
+        let (store, writer, _) = Store::open(&path, Family::default()).unwrap();
+        let lock = Connection::open(&path).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        // More writes than the queue holds, while the database takes none: none of them waits.
+        const WRITES: usize = QUEUE + 2 * 1_024;
+        for i in 0..WRITES {
+            store.write(Write::SeenUser {
+                user: user(&format!("u{i}")),
+                at: 1,
+            });
+        }
+        let lost = store.shared.lost.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((1_024..=2 * 1_024).contains(&(lost as usize)), "{lost}");
+
+        lock.execute_batch("COMMIT").unwrap();
+        assert!(matches!(store.flush().await, Err(StoreError::Lost(n)) if n == lost));
+        drop(store);
+        writer.join().unwrap_err();
+        let users: u64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM users", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(users + lost, WRITES as u64, "everything that fitted landed");
+    }
 }

@@ -80,6 +80,7 @@ fn commit(conn: &mut Connection, writes: &[Write], rx: &mpsc::Receiver<Op>, shar
                 pause = (pause * 2).min(LONGEST_PAUSE);
             }
             Err(e) => {
+                shared.failing(&e, writes.len() + rx.len());
                 for write in writes {
                     shared.lose(write, &e);
                 }
