@@ -173,6 +173,9 @@ pub async fn start(
         }
     });
     tracing::info!(%addr, "switchboard listening");
+    if let Some(at) = metrics_addr {
+        tracing::info!(%at, "/metrics served here only");
+    }
     Ok(Running {
         addr,
         metrics_addr,
