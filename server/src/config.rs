@@ -348,6 +348,13 @@ impl Config {
             .map(Url::parse)
             .transpose()
             .map_err(|e| invalid("public_url", e))?;
+        // Its origin is the one the server's own pages come from.
+        if public_url
+            .as_ref()
+            .is_some_and(|url| crate::origin::normalize(url).is_none())
+        {
+            return Err(invalid("public_url", "must be an http or https URL"));
+        }
         let allowed_origins = s
             .allowed_origins
             .iter()
@@ -658,6 +665,23 @@ mod tests {
             ..Settings::default()
         };
         assert!(Config::from_settings(bad_metrics).is_err());
+    }
+
+    #[test]
+    fn the_public_url_must_have_an_http_origin() {
+        let with = |url: &str| Settings {
+            public_url: Some(url.into()),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(with("https://sb.example.org/switchboard")).is_ok());
+        for bad in [
+            "ftp://sb.example.org",
+            "file:///srv/www",
+            "mailto:a@b.example",
+        ] {
+            let error = Config::from_settings(with(bad)).unwrap_err();
+            assert!(error.to_string().starts_with("public_url:"), "{bad}");
+        }
     }
 
     #[test]

@@ -186,6 +186,9 @@ pub async fn start(
             .unwrap_or(Err(store::StoreError::WriterGone))
     });
     tracing::info!(%addr, "switchboard listening");
+    if let Some(at) = metrics_addr {
+        tracing::info!(%at, "/metrics served here only");
+    }
     Ok(Running {
         addr,
         metrics_addr,

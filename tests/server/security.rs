@@ -460,6 +460,20 @@ async fn a_logged_out_session_hears_no_more_presence() {
 }
 
 #[tokio::test]
+async fn a_session_that_logs_in_as_someone_else_drops_the_old_watch_list() {
+    let server = TestServer::start().await;
+    let mut tab = server.user("ann").await;
+    tab.send(Command::Watch {
+        users: vec!["bob".into()],
+    })
+    .await;
+    assert!(!tab.presence().await.2);
+    tab.login("cat", "Cat").await;
+    let _bob = server.user("bob").await;
+    tab.silent_for(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
 async fn a_session_logged_out_elsewhere_hears_no_more_presence() {
     let server = TestServer::start_with(|s| s.single_session = true).await;
     let mut first = server.user("ann").await;
