@@ -1,11 +1,11 @@
 //! The HTTP surface: `/ws`, `/join/{token}` (and its room signalling), `/healthz`, `/metrics`,
 //! and the `www/` directory at `/` with CORS on the client bundle.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
-    extract::{Path, State, WebSocketUpgrade, ws::WebSocket},
+    extract::{ConnectInfo, Path, State, WebSocketUpgrade, ws::WebSocket},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::get,
@@ -13,9 +13,10 @@ use axum::{
 use tower_http::{cors::CorsLayer, services::ServeDir};
 
 use crate::{
+    admission::Refusal,
+    connection::{self, Client, ConnectionContext},
     hub::LinkAction,
     rooms::{BuiltinRoom, JoinTarget, RoomProvider, SignalOutcome},
-    session::{self, SessionContext},
 };
 
 /// Socket messages larger than this are refused by the WebSocket layer itself; smaller ones over
@@ -24,7 +25,7 @@ const TRANSPORT_MESSAGE_LIMIT: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub session: SessionContext,
+    pub session: ConnectionContext,
     /// Origins allowed to open WebSockets besides the server's own.
     pub allowed_origins: Arc<Vec<String>>,
     pub rooms: Arc<dyn RoomProvider>,
@@ -88,6 +89,7 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 
 async fn websocket(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -98,14 +100,36 @@ async fn websocket(
         )
             .into_response();
     }
-    let limits = &state.session.limits;
+    let ctx = &state.session;
+    let ip = ctx.admission.client_ip(peer, &headers);
+    let max_sessions = ctx.limits.max_sessions;
+    // Sessions outlive their connections by the grace period, so a client that reconnects
+    // without resuming could pile them up under the connection caps.
+    let sessions_full = max_sessions != 0 && ctx.metrics.sessions.get() >= max_sessions as i64;
+    let ticket = if sessions_full {
+        Err(Refusal::ServerFull)
+    } else {
+        ctx.admission.admit(ip)
+    };
+    let ticket = match ticket {
+        Ok(ticket) => ticket,
+        Err(refusal) => {
+            ctx.metrics.turned_away(match refusal {
+                Refusal::AddressFull => "address_full",
+                Refusal::ServerFull => "server_full",
+            });
+            return (refusal.status(), refusal.reason()).into_response();
+        }
+    };
+    let limits = &ctx.limits;
+    let client = Client { ip, ticket };
     upgrade
         .read_buffer_size(limits.socket_buffer_bytes)
         .write_buffer_size(0)
         .max_write_buffer_size(limits.socket_buffer_bytes.max(TRANSPORT_MESSAGE_LIMIT) * 2)
         .max_message_size(TRANSPORT_MESSAGE_LIMIT)
         .max_frame_size(TRANSPORT_MESSAGE_LIMIT)
-        .on_upgrade(move |socket: WebSocket| session::serve(socket, state.session))
+        .on_upgrade(move |socket: WebSocket| connection::serve(socket, state.session, client))
 }
 
 async fn join(
@@ -166,8 +190,9 @@ async fn signal(
     let Some(joiner) = hub.link(token.clone(), LinkAction::Join).await else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let timing = state.session.limits.timing;
     BuiltinRoom::limit_upgrade(upgrade).on_upgrade(move |socket| async move {
-        if let SignalOutcome::HungUp = builtin.signal(joiner, socket).await {
+        if let SignalOutcome::HungUp = builtin.signal(joiner, socket, timing).await {
             hub.link(token, LinkAction::Hangup).await;
         }
     })

@@ -13,6 +13,11 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
     pub code: String,
 }
@@ -33,6 +38,10 @@ pub struct Metrics {
     pub refusals: Family<CodeLabel, Counter>,
     /// Connections cut off because they did not read their events.
     pub slow_clients: Counter,
+    /// Connections dropped by the server (stopped reading, silent, flooding), by reason.
+    pub dropped: Family<ReasonLabel, Counter>,
+    /// Connections refused before their upgrade, by reason.
+    pub turned_away: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -47,6 +56,8 @@ impl Default for Metrics {
             messages_out: Counter::default(),
             refusals: Family::default(),
             slow_clients: Counter::default(),
+            dropped: Family::default(),
+            turned_away: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -85,6 +96,16 @@ impl Default for Metrics {
             "Connections cut off for not reading their events",
             metrics.slow_clients.clone(),
         );
+        registry.register(
+            "dropped_connections",
+            "Connections dropped by the server, by reason",
+            metrics.dropped.clone(),
+        );
+        registry.register(
+            "refused_connections",
+            "Connections refused before their upgrade, by reason",
+            metrics.turned_away.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -107,6 +128,16 @@ impl Metrics {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
         self.refusals.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    pub fn dropped(&self, reason: &'static str) {
+        self.dropped.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn turned_away(&self, reason: &'static str) {
+        self.turned_away
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// The Prometheus text exposition.
