@@ -86,6 +86,14 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub openmeetings_password: Option<String>,
+    /// Comma-separated proxy addresses whose X-Forwarded-For names the client.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<String>,
+    /// Run demo mode (no jwt_secret: anyone can be anyone) on a non-loopback address.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_demo_on_network: Option<bool>,
 }
 
 /// Every setting, as layered from the sources; see [`Config`] for the validated form.
@@ -603,6 +611,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn refuses_demo_mode_on_the_network_unless_meant() {
         let open = |allow: bool, secret: Option<&str>| Settings {
             listen: "0.0.0.0:8080".into(),
@@ -617,6 +626,17 @@ mod tests {
         );
         assert!(Config::from_settings(open(true, None)).is_ok());
         assert!(Config::from_settings(open(false, Some("a secret of sixteen+"))).is_ok());
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SWITCHBOARD_TRUSTED_PROXIES", "10.0.0.1, 10.0.0.2");
+            let cli = Cli {
+                listen: Some("0.0.0.0:8080".into()),
+                allow_demo_on_network: Some(true),
+                ..Cli::default()
+            };
+            let config = Config::load(&cli).map_err(|e| e.to_string())?;
+            assert_eq!(config.admission.trusted_proxies.len(), 2);
+            Ok(())
+        });
         let loopback = Settings {
             listen: "[::1]:8080".into(),
             ..Settings::default()
