@@ -100,29 +100,11 @@ async fn websocket(
         )
             .into_response();
     }
-    let ctx = &state.session;
-    let ip = ctx.admission.client_ip(peer, &headers);
-    let max_sessions = ctx.limits.max_sessions;
-    // Sessions outlive their connections by the grace period, so a client that reconnects
-    // without resuming could pile them up under the connection caps.
-    let sessions_full = max_sessions != 0 && ctx.metrics.sessions.get() >= max_sessions as i64;
-    let ticket = if sessions_full {
-        Err(Refusal::ServerFull)
-    } else {
-        ctx.admission.admit(ip)
+    let client = match admit(&state.session, peer, &headers, true) {
+        Ok(client) => client,
+        Err(refusal) => return (refusal.status(), refusal.reason()).into_response(),
     };
-    let ticket = match ticket {
-        Ok(ticket) => ticket,
-        Err(refusal) => {
-            ctx.metrics.turned_away(match refusal {
-                Refusal::AddressFull => "address_full",
-                Refusal::ServerFull => "server_full",
-            });
-            return (refusal.status(), refusal.reason()).into_response();
-        }
-    };
-    let limits = &ctx.limits;
-    let client = Client { ip, ticket };
+    let limits = &state.session.limits;
     upgrade
         .read_buffer_size(limits.socket_buffer_bytes)
         .write_buffer_size(0)
@@ -130,6 +112,37 @@ async fn websocket(
         .max_message_size(TRANSPORT_MESSAGE_LIMIT)
         .max_frame_size(TRANSPORT_MESSAGE_LIMIT)
         .on_upgrade(move |socket: WebSocket| connection::serve(socket, state.session, client))
+}
+
+/// A place at the admission gate for a WebSocket from `peer`, or why there is none.
+/// `new_session`: the socket will make a session, so the session cap applies too.
+fn admit(
+    ctx: &ConnectionContext,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    new_session: bool,
+) -> Result<Client, Refusal> {
+    let ip = ctx.admission.client_ip(peer, headers);
+    let max_sessions = ctx.limits.max_sessions;
+    // Sessions outlive their connections by the grace period, so a client that reconnects
+    // without resuming could pile them up under the connection caps.
+    let sessions_full =
+        new_session && max_sessions != 0 && ctx.metrics.sessions.get() >= max_sessions as i64;
+    let ticket = if sessions_full {
+        Err(Refusal::ServerFull)
+    } else {
+        ctx.admission.admit(ip)
+    };
+    match ticket {
+        Ok(ticket) => Ok(Client { ip, ticket }),
+        Err(refusal) => {
+            ctx.metrics.turned_away(match refusal {
+                Refusal::AddressFull => "address_full",
+                Refusal::ServerFull => "server_full",
+            });
+            Err(refusal)
+        }
+    }
 }
 
 async fn join(
@@ -175,6 +188,7 @@ async fn join(
 
 async fn signal(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(token): Path<String>,
     upgrade: WebSocketUpgrade,
@@ -186,12 +200,18 @@ async fn signal(
     if !origin_allowed(&headers, &[]) {
         return StatusCode::FORBIDDEN.into_response();
     }
+    // Room pages count towards their address's connections like any socket.
+    let client = match admit(&state.session, peer, &headers, false) {
+        Ok(client) => client,
+        Err(refusal) => return (refusal.status(), refusal.reason()).into_response(),
+    };
     let hub = state.session.hub.clone();
     let Some(joiner) = hub.link(token.clone(), LinkAction::Join).await else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let timing = state.session.limits.timing;
     BuiltinRoom::limit_upgrade(upgrade).on_upgrade(move |socket| async move {
+        let _held = client.ticket;
         if let SignalOutcome::HungUp = builtin.signal(joiner, socket, timing).await {
             hub.link(token, LinkAction::Hangup).await;
         }
