@@ -58,6 +58,14 @@ impl Process {
             .env("SWITCHBOARD_CALLS_PER_MINUTE", "0")
             // The presence scenario logs users in again and again on one connection.
             .env("SWITCHBOARD_LOGINS_PER_MINUTE", "0")
+            // Thousands of users come from a handful of loopback addresses, each sending far
+            // more than a person would.
+            .env("SWITCHBOARD_LOGINS_PER_IP_PER_MINUTE", "0")
+            .env("SWITCHBOARD_CONNECTIONS_PER_IP", "0")
+            .env("SWITCHBOARD_MESSAGES_PER_SECOND", "0")
+            .env("SWITCHBOARD_WATCHES_PER_MINUTE", "0")
+            .env("SWITCHBOARD_MAX_CONNECTIONS", "0")
+            .env("SWITCHBOARD_MAX_SESSIONS", "0")
             .env("SWITCHBOARD_RING_TIMEOUT", "120s")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

@@ -11,7 +11,7 @@ use figment::{
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use crate::rooms::OpenMeetingsConfig;
+use crate::{admission::AdmissionLimits, rooms::OpenMeetingsConfig, socket::Timing};
 
 /// Command-line flags. Each also has a config-file key and a `SWITCHBOARD_*` variable of the
 /// same name (`--ring-timeout` ↔ `ring_timeout` ↔ `SWITCHBOARD_RING_TIMEOUT`).
@@ -98,6 +98,14 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
+    /// Comma-separated proxy addresses whose X-Forwarded-For names the client.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<String>,
+    /// Run demo mode (no jwt_secret: anyone can be anyone) on a non-loopback address.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_demo_on_network: Option<bool>,
 }
 
 /// Every setting, as layered from the sources; see [`Config`] for the validated form.
@@ -160,6 +168,34 @@ pub struct Settings {
     pub logins_per_minute: u32,
     pub sessions_per_user: usize,
     pub max_watched: usize,
+    /// Longest one write to a socket may take: a peer that does not take a frame within it has
+    /// stopped reading, and is dropped with everything it held.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// Messages per second one connection may send (0: no limit), so no client floods the hub.
+    pub messages_per_second: u32,
+    /// Messages one connection may send at once before `messages_per_second` applies.
+    pub message_burst: u32,
+    /// `watch` commands per minute per connection (0: no limit): each costs the hub a lookup
+    /// per id, so it has a smaller budget than other messages.
+    pub watches_per_minute: u32,
+    /// Open connections per client address (0: no limit).
+    pub connections_per_ip: usize,
+    /// Logins per minute per client address across its connections (0: no limit), since every
+    /// new connection is a new session with a fresh `logins_per_minute`.
+    pub logins_per_ip_per_minute: u32,
+    /// Open connections in all (0: no limit).
+    pub max_connections: usize,
+    /// Sessions in all, including those in their grace period (0: no limit).
+    pub max_sessions: usize,
+    /// Users kept in memory (0: no limit); beyond it, offline users not in a call are
+    /// forgotten from memory (the database keeps them) until they log in again.
+    pub max_known_users: usize,
+    /// Addresses of proxies whose `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "comma_list")]
+    pub trusted_proxies: Vec<String>,
+    /// Demo mode (anyone can be anyone) on an address other machines reach must be meant.
+    pub allow_demo_on_network: bool,
 }
 
 impl Default for Settings {
@@ -199,6 +235,17 @@ impl Default for Settings {
             logins_per_minute: 30,
             sessions_per_user: 16,
             max_watched: 256,
+            write_timeout: Duration::from_secs(10),
+            messages_per_second: 20,
+            message_burst: 60,
+            watches_per_minute: 30,
+            connections_per_ip: 64,
+            logins_per_ip_per_minute: 120,
+            max_connections: 20_000,
+            max_sessions: 25_000,
+            max_known_users: 200_000,
+            trusted_proxies: Vec::new(),
+            allow_demo_on_network: false,
         }
     }
 }
@@ -289,8 +336,12 @@ pub struct Limits {
     pub socket_buffer_bytes: usize,
     pub send_queue: usize,
     pub replay_events: usize,
-    pub ping_interval: Duration,
-    pub idle_timeout: Duration,
+    pub timing: Timing,
+    pub messages_per_second: u32,
+    pub message_burst: u32,
+    pub watches_per_minute: u32,
+    pub max_sessions: usize,
+    pub max_known_users: usize,
     pub calls_per_minute: u32,
     pub logins_per_minute: u32,
     pub sessions_per_user: usize,
@@ -315,6 +366,7 @@ pub struct Config {
     pub limits: Limits,
     /// Where `/metrics` is served when it is kept off the main listener.
     pub metrics_listen: Option<SocketAddr>,
+    pub admission: AdmissionLimits,
 }
 
 impl Config {
@@ -339,7 +391,8 @@ impl Config {
     }
 
     pub fn from_settings(s: Settings) -> Result<Self, ConfigError> {
-        s.listen
+        let listen = s
+            .listen
             .parse::<SocketAddr>()
             .map_err(|e| invalid("listen", e))?;
         let public_url = s
@@ -367,6 +420,16 @@ impl Config {
             .map(str::parse::<SocketAddr>)
             .transpose()
             .map_err(|e| invalid("metrics_listen", e))?;
+        if matches!(identity, IdentityMode::Demo)
+            && !listen.ip().is_loopback()
+            && !s.allow_demo_on_network
+        {
+            return Err(invalid(
+                "listen",
+                "demo mode (no jwt_secret) lets anyone be anyone: on an address other machines \
+                 reach, set jwt_secret, or allow_demo_on_network = true if that is meant",
+            ));
+        }
         let rooms = match (s.openmeetings_url.clone(), s.room_url_template.clone()) {
             (Some(url), _) => RoomsConfig::OpenMeetings(openmeetings(url, &s)?),
             (None, Some(template)) => {
@@ -388,7 +451,6 @@ impl Config {
         };
         for (key, value) in [
             ("ring_timeout", s.ring_timeout),
-            ("ping_interval", s.ping_interval),
             ("max_call_duration", s.max_call_duration),
         ] {
             if value.is_zero() {
@@ -412,9 +474,12 @@ impl Config {
                 "must be at least replay_events + max_watched + 8",
             ));
         }
-        if s.idle_timeout <= s.ping_interval {
-            return Err(invalid("idle_timeout", "must be longer than ping_interval"));
-        }
+        let timing = socket_timing(&s)?;
+        let trusted_proxies = s
+            .trusted_proxies
+            .iter()
+            .map(|p| p.parse().map_err(|_| invalid("trusted_proxies", p)))
+            .collect::<Result<_, _>>()?;
         if !(256..=65536).contains(&s.max_message_bytes) {
             return Err(invalid("max_message_bytes", "must be 256 to 65536"));
         }
@@ -441,14 +506,24 @@ impl Config {
                 socket_buffer_bytes: s.socket_buffer_bytes.max(1024),
                 send_queue: s.send_queue,
                 replay_events: s.replay_events,
-                ping_interval: s.ping_interval,
-                idle_timeout: s.idle_timeout,
+                timing,
+                messages_per_second: s.messages_per_second,
+                message_burst: s.message_burst,
+                watches_per_minute: s.watches_per_minute,
+                max_sessions: s.max_sessions,
+                max_known_users: s.max_known_users,
                 calls_per_minute: s.calls_per_minute,
                 logins_per_minute: s.logins_per_minute,
                 sessions_per_user: s.sessions_per_user,
                 max_watched: s.max_watched,
             },
             metrics_listen,
+            admission: AdmissionLimits {
+                connections_per_ip: s.connections_per_ip,
+                max_connections: s.max_connections,
+                logins_per_ip_per_minute: s.logins_per_ip_per_minute,
+                trusted_proxies,
+            },
         })
     }
 }
@@ -483,6 +558,30 @@ fn identity(s: &Settings) -> Result<IdentityMode, ConfigError> {
 
 /// The longest a participant's browser may wait on OpenMeetings for a room.
 const MAX_OPENMEETINGS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Pings often enough to keep proxies from dropping idle sockets, but not so often they are
+/// load; a dead peer found within minutes; a write deadline short of the idle timeout.
+fn socket_timing(s: &Settings) -> Result<Timing, ConfigError> {
+    const SECOND: Duration = Duration::from_secs(1);
+    const MINUTE: Duration = Duration::from_secs(60);
+    if !(SECOND..=5 * MINUTE).contains(&s.ping_interval) {
+        return Err(invalid("ping_interval", "must be 1s to 5m"));
+    }
+    if s.idle_timeout <= s.ping_interval || s.idle_timeout > 30 * MINUTE {
+        return Err(invalid(
+            "idle_timeout",
+            "must be longer than ping_interval and at most 30m",
+        ));
+    }
+    if !(SECOND..=2 * MINUTE).contains(&s.write_timeout) {
+        return Err(invalid("write_timeout", "must be 1s to 2m"));
+    }
+    Ok(Timing {
+        ping_interval: s.ping_interval,
+        idle_timeout: s.idle_timeout,
+        write_timeout: s.write_timeout,
+    })
+}
 
 fn openmeetings(url: String, s: &Settings) -> Result<OpenMeetingsConfig, ConfigError> {
     let parsed = Url::parse(&url).map_err(|e| invalid("openmeetings_url", e))?;
@@ -734,6 +833,62 @@ mod tests {
         ] {
             let error = Config::from_settings(with(bad)).unwrap_err();
             assert!(error.to_string().starts_with("room_url_template:"), "{bad}");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn refuses_demo_mode_on_the_network_unless_meant() {
+        let open = |allow: bool, secret: Option<&str>| Settings {
+            listen: "0.0.0.0:8080".into(),
+            allow_demo_on_network: allow,
+            jwt_secret: secret.map(String::from),
+            ..Settings::default()
+        };
+        let refused = Config::from_settings(open(false, None)).unwrap_err();
+        assert!(
+            refused.to_string().contains("allow_demo_on_network"),
+            "{refused}"
+        );
+        assert!(Config::from_settings(open(true, None)).is_ok());
+        assert!(Config::from_settings(open(false, Some("a secret of at least thirty-two bytes"))).is_ok());
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SWITCHBOARD_TRUSTED_PROXIES", "10.0.0.1, 10.0.0.2");
+            let cli = Cli {
+                listen: Some("0.0.0.0:8080".into()),
+                allow_demo_on_network: Some(true),
+                ..Cli::default()
+            };
+            let config = Config::load(&cli).map_err(|e| e.to_string())?;
+            assert_eq!(config.admission.trusted_proxies.len(), 2);
+            Ok(())
+        });
+        let loopback = Settings {
+            listen: "[::1]:8080".into(),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(loopback).is_ok());
+    }
+
+    #[test]
+    fn bounds_socket_timing() {
+        let with = |ping: u64, idle: u64, write: u64| Settings {
+            ping_interval: Duration::from_millis(ping),
+            idle_timeout: Duration::from_millis(idle),
+            write_timeout: Duration::from_millis(write),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(with(1_000, 2_500, 1_000)).is_ok());
+        for (ping, idle, write) in [
+            (100, 350, 10_000),
+            (600_000, 900_000, 10_000),
+            (20_000, 20_000, 10_000),
+            (20_000, 3_600_000, 10_000),
+            (20_000, 50_000, 0),
+            (20_000, 50_000, 600_000),
+        ] {
+            let refused = Config::from_settings(with(ping, idle, write));
+            assert!(refused.is_err(), "{ping} {idle} {write}");
         }
     }
 }

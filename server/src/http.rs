@@ -1,11 +1,11 @@
 //! The HTTP surface: `/ws`, `/join/{token}` (and its room signalling), `/healthz`, `/metrics`,
 //! and the `www/` directory at `/` with CORS on the client bundle.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
-    extract::{Path, State, WebSocketUpgrade, ws::WebSocket},
+    extract::{ConnectInfo, Path, State, WebSocketUpgrade, ws::WebSocket},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
@@ -13,10 +13,11 @@ use axum::{
 use tower_http::{cors::CorsLayer, services::ServeDir};
 
 use crate::{
+    admission::Refusal,
+    connection::{self, Client, ConnectionContext},
     hub::LinkAction,
     origin::Origins,
     rooms::{BuiltinRoom, JoinTarget, RoomError, RoomProvider, SignalOutcome},
-    session::{self, SessionContext},
     store::Health,
 };
 
@@ -26,7 +27,7 @@ const TRANSPORT_MESSAGE_LIMIT: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub session: SessionContext,
+    pub session: ConnectionContext,
     /// The pages allowed to open WebSockets.
     pub origins: Arc<Origins>,
     /// Whether the database takes writes: `/healthz` fails while it does not.
@@ -89,6 +90,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn websocket(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -99,6 +101,10 @@ async fn websocket(
         )
             .into_response();
     }
+    let client = match admit(&state.session, peer, &headers, true) {
+        Ok(client) => client,
+        Err(refusal) => return (refusal.status(), refusal.reason()).into_response(),
+    };
     let limits = &state.session.limits;
     upgrade
         .read_buffer_size(limits.socket_buffer_bytes)
@@ -106,7 +112,38 @@ async fn websocket(
         .max_write_buffer_size(limits.socket_buffer_bytes.max(TRANSPORT_MESSAGE_LIMIT) * 2)
         .max_message_size(TRANSPORT_MESSAGE_LIMIT)
         .max_frame_size(TRANSPORT_MESSAGE_LIMIT)
-        .on_upgrade(move |socket: WebSocket| session::serve(socket, state.session))
+        .on_upgrade(move |socket: WebSocket| connection::serve(socket, state.session, client))
+}
+
+/// A place at the admission gate for a WebSocket from `peer`, or why there is none.
+/// `new_session`: the socket will make a session, so the session cap applies too.
+fn admit(
+    ctx: &ConnectionContext,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    new_session: bool,
+) -> Result<Client, Refusal> {
+    let ip = ctx.admission.client_ip(peer, headers);
+    let max_sessions = ctx.limits.max_sessions;
+    // Sessions outlive their connections by the grace period, so a client that reconnects
+    // without resuming could pile them up under the connection caps.
+    let sessions_full =
+        new_session && max_sessions != 0 && ctx.metrics.sessions.get() >= max_sessions as i64;
+    let ticket = if sessions_full {
+        Err(Refusal::ServerFull)
+    } else {
+        ctx.admission.admit(ip)
+    };
+    match ticket {
+        Ok(ticket) => Ok(Client { ip, ticket }),
+        Err(refusal) => {
+            ctx.metrics.turned_away(match refusal {
+                Refusal::AddressFull => "address_full",
+                Refusal::ServerFull => "server_full",
+            });
+            Err(refusal)
+        }
+    }
 }
 
 async fn join(
@@ -169,6 +206,7 @@ async fn join(
 
 async fn signal(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(token): Path<String>,
     upgrade: WebSocketUpgrade,
@@ -180,12 +218,19 @@ async fn signal(
     if !state.origins.admits_own(&headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
+    // Room pages count towards their address's connections like any socket.
+    let client = match admit(&state.session, peer, &headers, false) {
+        Ok(client) => client,
+        Err(refusal) => return (refusal.status(), refusal.reason()).into_response(),
+    };
     let hub = state.session.hub.clone();
     let Some(joiner) = hub.link(token.clone(), LinkAction::Join).await else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let timing = state.session.limits.timing;
     BuiltinRoom::limit_upgrade(upgrade).on_upgrade(move |socket| async move {
-        if let SignalOutcome::HungUp = builtin.signal(joiner, socket).await {
+        let _held = client.ticket;
+        if let SignalOutcome::HungUp = builtin.signal(joiner, socket, timing).await {
             hub.link(token, LinkAction::Hangup).await;
         }
     })

@@ -3,15 +3,17 @@
 //! [`start`] runs a server from a [`Config`] on an already bound listener, so tests start it on
 //! port 0 in-process; the `switchboard` binary only parses flags and calls it.
 
+pub mod admission;
 pub mod calls;
 pub mod config;
+pub mod connection;
 pub mod http;
 pub mod hub;
 pub mod identity;
 pub mod metrics;
 pub mod origin;
 pub mod rooms;
-pub mod session;
+pub mod socket;
 pub mod store;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
@@ -132,11 +134,12 @@ pub async fn start(
         Clock::new(),
     );
     let state = http::AppState {
-        session: session::SessionContext {
+        session: connection::ConnectionContext {
             hub: hub.clone(),
             identity,
             limits: config.limits.clone(),
             metrics,
+            admission: admission::Admission::new(config.admission.clone()),
         },
         origins: Arc::new(origin::Origins::new(
             config.public_url.as_ref(),
@@ -171,6 +174,9 @@ pub async fn start(
             }
             hub_for_shutdown.shutdown().await;
         };
+        // The peer's address is what per-address limits count, unless a trusted proxy names
+        // another.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(signal)
             .await

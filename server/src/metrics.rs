@@ -13,6 +13,11 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
     pub code: String,
 }
@@ -36,6 +41,10 @@ pub struct Metrics {
     /// Failed database writes: `retried` attempts (the database was locked, full or failing)
     /// and `lost` writes, given up for good.
     pub store_errors: Family<OutcomeLabel, Counter>,
+    /// Connections dropped by the server (stopped reading, silent, flooding), by reason.
+    pub dropped: Family<ReasonLabel, Counter>,
+    /// Connections refused before their upgrade, by reason.
+    pub turned_away: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -51,6 +60,8 @@ impl Default for Metrics {
             refusals: Family::default(),
             slow_clients: Counter::default(),
             store_errors: Family::default(),
+            dropped: Family::default(),
+            turned_away: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -94,6 +105,16 @@ impl Default for Metrics {
             "Failed database writes: attempts retried, and writes lost",
             metrics.store_errors.clone(),
         );
+        registry.register(
+            "dropped_connections",
+            "Connections dropped by the server, by reason",
+            metrics.dropped.clone(),
+        );
+        registry.register(
+            "refused_connections",
+            "Connections refused before their upgrade, by reason",
+            metrics.turned_away.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -116,6 +137,16 @@ impl Metrics {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
         self.refusals.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    pub fn dropped(&self, reason: &'static str) {
+        self.dropped.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn turned_away(&self, reason: &'static str) {
+        self.turned_away
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// The Prometheus text exposition.

@@ -238,6 +238,37 @@ impl Client {
     }
 }
 
+/// Opens a WebSocket to `url` from the loopback address `source`, optionally claiming to
+/// forward for another client; the server's refusal comes back as the error.
+pub async fn open_from(
+    url: &str,
+    source: &str,
+    forwarded_for: Option<&str>,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let addr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut request = url.into_client_request().unwrap();
+    if let Some(client) = forwarded_for {
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", client.parse().unwrap());
+    }
+    tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .map(|(ws, _)| ws)
+}
+
 impl Client {
     /// Wraps a socket that has not said hello (for tests of the opening handshake).
     pub fn wrap(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {

@@ -8,6 +8,7 @@ mod common;
 mod binary;
 mod calls;
 mod http;
+mod limits;
 mod openmeetings;
 mod presence;
 mod resume;

@@ -260,6 +260,9 @@ async fn a_reader_that_does_not_keep_up_is_cut_off() {
         s.max_watched = 2;
         s.send_queue = 12;
         s.logins_per_minute = 0;
+        s.logins_per_ip_per_minute = 0;
+        s.messages_per_second = 0;
+        s.write_timeout = Duration::from_secs(1);
         s.presence_grace = Duration::from_secs(30);
     })
     .await;
@@ -272,12 +275,12 @@ async fn a_reader_that_does_not_keep_up_is_cut_off() {
     .await;
     assert!(!slow.presence().await.2);
 
-    // The slow client stops reading; a flapping user floods it with presence events.
+    // The slow client stops reading, for good; a flapping user floods it with presence events.
     let mut flapper = server.client().await;
     // Long names of four-byte characters make each event large, so the flood is short.
     let name = "\u{1F4DE}".repeat(100);
     let mut rounds = 0;
-    while server.metric("switchboard_slow_clients_total").await < 1.0 {
+    while server.metric("switchboard_connections").await > 1.0 {
         rounds += 1;
         assert!(rounds <= 100, "the slow reader was never cut off");
         for _ in 0..100 {
@@ -286,8 +289,9 @@ async fn a_reader_that_does_not_keep_up_is_cut_off() {
             flapper.event().await;
         }
     }
-    // Once it reads again, it finds its connection closed as too slow.
-    assert_eq!(slow.closed().await, Some(close::TOO_SLOW));
+    // Its connection is gone without it ever reading again: it could not even be told why.
+    assert!(server.metric("switchboard_slow_clients_total").await >= 1.0);
+    drop(slow);
     // Everyone else carries on.
     let mut other = server.user("other").await;
     other
@@ -304,15 +308,15 @@ async fn a_reader_that_does_not_keep_up_is_cut_off() {
 #[tokio::test]
 async fn a_silent_peer_is_found_dead_and_dropped() {
     let server = TestServer::start_with(|s| {
-        s.ping_interval = Duration::from_millis(100);
-        s.idle_timeout = Duration::from_millis(350);
+        s.ping_interval = Duration::from_secs(1);
+        s.idle_timeout = Duration::from_millis(2_500);
     })
     .await;
     let mut alive = server.user("alive").await;
     // This client never reads again, so it never answers the server's pings.
     let _silent = server.user("silent").await;
     let mut seen_alone = false;
-    for _ in 0..40 {
+    for _ in 0..100 {
         // Reading lets the live client answer its pings.
         alive.silent_for(Duration::from_millis(50)).await;
         if server.metric("switchboard_connections").await == 1.0 {

@@ -153,7 +153,10 @@ impl State {
                         let _ = done.send(());
                         return;
                     }
-                    Some(msg) => self.handle(msg),
+                    Some(msg) => {
+                        self.handle(msg);
+                        self.forget_beyond_cap();
+                    }
                     None => return,
                 },
                 Some(expired) = self.timers.next(), if !self.timers.is_empty() => {
@@ -223,6 +226,35 @@ impl State {
                 let _ = self.transition(&call, Input::MaxDuration, None);
             }
         }
+    }
+
+    /// Keeps the users held in memory within `max_known_users`: past it, offline users not in a
+    /// live call are forgotten (down to nine tenths of the cap, so sweeps are rare). The
+    /// database keeps them; until they log in again, calls to them are refused as unknown.
+    fn forget_beyond_cap(&mut self) {
+        let cap = self.config.limits.max_known_users;
+        if cap == 0 || self.known.len() <= cap {
+            return;
+        }
+        let excess = self.known.len() - (cap - cap / 10);
+        let forgotten: Vec<String> = self
+            .known
+            .keys()
+            .filter(|user| {
+                !self.online.contains_key(*user)
+                    && self.user_calls.get(*user).is_none_or(Vec::is_empty)
+            })
+            .take(excess)
+            .cloned()
+            .collect();
+        for user in &forgotten {
+            self.known.remove(user);
+        }
+        tracing::info!(
+            forgotten = forgotten.len(),
+            kept = self.known.len(),
+            "max_known_users reached: offline users forgotten from memory"
+        );
     }
 
     /// A fresh random token: `bytes` random bytes, base64url.

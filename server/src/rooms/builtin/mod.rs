@@ -5,7 +5,7 @@
 mod message;
 mod page;
 mod relay;
-mod session;
+mod signal;
 
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use futures_util::StreamExt;
 
 use super::{CallRoom, JoinTarget, Joiner, RoomError, RoomProvider};
+use crate::socket::{Socket, Timing};
 use message::MAX_MESSAGE_BYTES;
 use relay::Relay;
 
@@ -47,11 +48,12 @@ impl BuiltinRoom {
     ///
     /// A participant has one live page: a newer page of the same participant (a reload, or the
     /// link opened in another window) replaces the older one, which is told so and closed.
-    pub async fn signal(&self, joiner: Joiner, socket: WebSocket) -> SignalOutcome {
+    pub async fn signal(&self, joiner: Joiner, socket: WebSocket, timing: Timing) -> SignalOutcome {
         let (sink, stream) = socket.split();
         let (call, role) = (&joiner.room.id, joiner.role);
         tracing::debug!(%call, ?role, "room page connected");
-        let outcome = session::run(&self.relay, call, role, sink, stream).await;
+        let socket = Socket::new(sink, stream, timing);
+        let outcome = signal::run(&self.relay, call, role, socket).await;
         tracing::debug!(%call, ?role, ?outcome, "room page gone");
         outcome
     }

@@ -4,22 +4,16 @@
 use std::fmt::Display;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, close_code};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use axum::extract::ws::{Message, close_code};
+use futures_util::{Sink, Stream};
 use switchboard_proto::{CallId, Role, close};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use super::SignalOutcome;
 use super::message::{EndReason, PageMessage, RelayMessage};
 use super::relay::{Outgoing, Relay};
+use crate::socket::{End, Next, Socket};
 
-/// How often an idle socket is pinged; proxies commonly drop connections silent for 60 s.
-const PING_EVERY: Duration = Duration::from_secs(20);
-/// A page not heard from (not even a pong) for this long is gone, and its peer is told so.
-const SILENCE_LIMIT: Duration = Duration::from_secs(60);
-/// A write the page does not take within this long means it stopped reading.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages one page may send per [`BUDGET_WINDOW`]: a negotiation is a handful of messages
 /// plus a few dozen candidates, so this only stops a page that floods its peer.
 const BUDGET: u32 = 200;
@@ -31,115 +25,87 @@ pub async fn run<S, R, E>(
     relay: &Relay,
     call: &CallId,
     role: Role,
-    mut sink: S,
-    mut stream: R,
+    socket: Socket<S, R>,
 ) -> SignalOutcome
 where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: Display,
 {
+    let (outcome, end) = serve(relay, call, role, socket).await;
+    if let Some(end) = end {
+        tracing::debug!(%call, ?role, ?end, "room socket ended");
+    }
+    outcome
+}
+
+/// The page's loop; also says how the socket ended when the server did not close it cleanly.
+async fn serve<S, R, E>(
+    relay: &Relay,
+    call: &CallId,
+    role: Role,
+    mut socket: Socket<S, R>,
+) -> (SignalOutcome, Option<End>)
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+    E: Display,
+{
+    let left = |result: Result<(), End>| (SignalOutcome::Left, result.err());
     let Some(mut seat) = relay.join(call, role) else {
         // The link was valid a moment ago but the call has ended since.
         let ended = RelayMessage::Ended {
             reason: EndReason::Ended,
         };
-        if send(&mut sink, Message::Text(ended.to_json().into())).await {
-            close_with(&mut sink, close_code::NORMAL, "the call has ended").await;
+        if let Err(end) = socket.send(Message::Text(ended.to_json().into())).await {
+            return (SignalOutcome::Left, Some(end));
         }
-        return SignalOutcome::Left;
+        return left(socket.close(close_code::NORMAL, "the call has ended").await);
     };
-
-    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
     let mut budget = Budget::new(Instant::now());
 
     loop {
-        tokio::select! {
-            out = seat.rx.recv() => match out {
-                Some(Outgoing::Text(text)) => {
-                    if !send(&mut sink, Message::Text(text.into())).await {
-                        return SignalOutcome::Left;
-                    }
+        let frame = match socket.next(seat.rx.recv()).await {
+            Ok(Next::Queued(Some(Outgoing::Text(text)))) => {
+                if let Err(end) = socket.send(Message::Text(text.into())).await {
+                    return (SignalOutcome::Left, Some(end));
                 }
-                Some(Outgoing::Close { code, reason }) => {
-                    close_with(&mut sink, code, reason).await;
-                    return SignalOutcome::Left;
+                continue;
+            }
+            Ok(Next::Queued(Some(Outgoing::Close { code, reason }))) => {
+                return left(socket.close(code, reason).await);
+            }
+            // The relay dropped this page's queue because it was full.
+            Ok(Next::Queued(None)) => return left(socket.close(close::TOO_SLOW, "too slow").await),
+            Ok(Next::Frame(frame)) => frame,
+            Err(end) => return (SignalOutcome::Left, Some(end)),
+        };
+        let now = Instant::now();
+        let Message::Text(text) = frame else {
+            let error = RelayMessage::Error {
+                message: "only JSON text messages are understood".into(),
+            };
+            relay.reply(&seat, &error);
+            continue;
+        };
+        if !budget.take(now) {
+            return left(socket.close(close_code::POLICY, "too many messages").await);
+        }
+        match PageMessage::parse(text.as_str(), seat.role()) {
+            Ok(PageMessage::Hangup) => {
+                if relay.hang_up(&seat, now) {
+                    let closed = socket.close(close_code::NORMAL, "you hung up").await;
+                    return (SignalOutcome::HungUp, closed.err());
                 }
-                None => {
-                    // The relay dropped this page's queue because it was full.
-                    close_with(&mut sink, close::TOO_SLOW, "too slow").await;
-                    return SignalOutcome::Left;
-                }
-            },
-            frame = stream.next() => {
-                let frame = match frame {
-                    Some(Ok(frame)) => frame,
-                    Some(Err(e)) => {
-                        tracing::debug!(call = %call, ?role, "room socket failed: {e}");
-                        return SignalOutcome::Left;
-                    }
-                    None => return SignalOutcome::Left,
-                };
-                let now = Instant::now();
-                last_heard = now;
-                let text = match frame {
-                    Message::Text(text) => text,
-                    Message::Close(_) => return SignalOutcome::Left,
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                    Message::Binary(_) => {
-                        let error = RelayMessage::Error { message: "only JSON text messages are understood".into() };
-                        relay.reply(&seat, &error);
-                        continue;
-                    }
-                };
-                if !budget.take(now) {
-                    close_with(&mut sink, close_code::POLICY, "too many messages").await;
-                    return SignalOutcome::Left;
-                }
-                match PageMessage::parse(text.as_str(), seat.role()) {
-                    Ok(PageMessage::Hangup) => {
-                        if relay.hang_up(&seat, now) {
-                            close_with(&mut sink, close_code::NORMAL, "you hung up").await;
-                            return SignalOutcome::HungUp;
-                        }
-                        // A page that was already replaced does not speak for the participant.
-                        return SignalOutcome::Left;
-                    }
-                    Ok(message) => {
-                        relay.forward(&seat, message.to_json());
-                    }
-                    Err(message) => relay.reply(&seat, &RelayMessage::Error { message }),
-                }
-            },
-            _ = ping.tick() => {
-                if last_heard.elapsed() >= SILENCE_LIMIT {
-                    close_with(&mut sink, close_code::AWAY, "no answer to pings").await;
-                    return SignalOutcome::Left;
-                }
-                if !send(&mut sink, Message::Ping(Bytes::new())).await {
-                    return SignalOutcome::Left;
-                }
-            },
+                // A page that was already replaced does not speak for the participant.
+                return (SignalOutcome::Left, None);
+            }
+            Ok(message) => {
+                relay.forward(&seat, message.to_json());
+            }
+            Err(message) => relay.reply(&seat, &RelayMessage::Error { message }),
         }
     }
-}
-
-/// Sends one frame; false if the page is gone or stopped reading.
-async fn send<S: Sink<Message> + Unpin>(sink: &mut S, msg: Message) -> bool {
-    matches!(
-        tokio::time::timeout(SEND_TIMEOUT, sink.send(msg)).await,
-        Ok(Ok(()))
-    )
-}
-
-async fn close_with<S: Sink<Message> + Unpin>(sink: &mut S, code: u16, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    send(sink, Message::Close(Some(frame))).await;
 }
 
 /// A fixed-window message budget.
@@ -175,6 +141,15 @@ mod tests {
     use tokio::task::JoinHandle;
 
     use super::*;
+    use axum::body::Bytes;
+
+    use crate::socket::Timing;
+
+    const TIMING: Timing = Timing {
+        ping_interval: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(60),
+        write_timeout: Duration::from_secs(10),
+    };
 
     /// A page connected through channels instead of a socket.
     struct Page {
@@ -195,8 +170,8 @@ mod tests {
             let stream = stream::poll_fn(move |cx| server_in.poll_recv(cx));
             let relay = relay.clone();
             let call = CallId(call.into());
-            let task =
-                tokio::spawn(async move { run(&relay, &call, role, Box::pin(sink), stream).await });
+            let socket = Socket::new(Box::pin(sink), stream, TIMING);
+            let task = tokio::spawn(async move { run(&relay, &call, role, socket).await });
             let mut page = Self {
                 to_server,
                 from_server,
