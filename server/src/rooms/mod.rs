@@ -8,7 +8,7 @@ mod template;
 use async_trait::async_trait;
 use switchboard_proto::{CallId, Role, UserRef};
 
-pub use builtin::{BuiltinRoom, SignalOutcome};
+pub use builtin::{BuiltinRoom, SignalOutcome, message as builtin_message};
 pub use openmeetings::{
     AfterCall, OpenMeetings, OpenMeetingsConfig, RoomType, SetupError as OpenMeetingsSetupError,
     UnknownValue,

@@ -2,7 +2,8 @@
 //! serves the room page itself and relays the WebRTC signalling between the call's two pages;
 //! the media flows directly between the browsers.
 
-mod message;
+/// Public so the signalling parser can be fuzzed on its own.
+pub mod message;
 mod page;
 mod relay;
 mod signal;
