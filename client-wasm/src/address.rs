@@ -22,9 +22,10 @@ pub fn socket_url(base: &str) -> Option<String> {
     Some(format!("{ws}://{rest}/ws"))
 }
 
-/// The name under which the tabs of one origin elect a leader for one server.
-pub fn channel_name(socket_url: &str) -> String {
-    format!("switchboard:{socket_url}")
+/// The name under which the tabs of one origin and one user elect a leader for one server:
+/// each user of a shared browser has a connection of their own.
+pub fn channel_name(socket_url: &str, user: &str) -> String {
+    ["switchboard:", socket_url, " ", user].concat()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use js_sys::{Array, Function};
 use switchboard_proto::{Command, MAX_NAME_CHARS, validate_name, validate_user_id};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use crate::client::{Tab, with_tab};
@@ -66,6 +67,26 @@ pub fn sv_login(id: JsValue, name: JsValue, token: JsValue) {
         if let Some(identity) = identity(t, &id, &name, &token) {
             t.login(identity);
         }
+    });
+}
+
+/// Optional: `f()` returns a fresh token (or a promise of one). The client asks it shortly
+/// before the current token expires, and when the server refused an expired one, and logs in
+/// again with the answer without the page noticing.
+#[wasm_bindgen]
+pub fn sv_settokenprovider(f: JsValue) {
+    let f = f.dyn_into::<Function>().ok();
+    with_tab(|t| t.provider = f);
+}
+
+/// Optional page settings. `escapeNames` (true/false): names and texts reach the `my_on*`
+/// callbacks HTML-escaped, for pages that write them with `innerHTML`.
+#[wasm_bindgen]
+pub fn sv_setoption(name: JsValue, value: JsValue) {
+    let name = text(&name).unwrap_or_default();
+    with_tab(|t| match name.as_str() {
+        "escapeNames" => t.escape_names = value.is_truthy(),
+        _ => t.status(["unknown option: ", &name].concat()),
     });
 }
 

@@ -7,7 +7,9 @@
 pub mod address;
 pub mod backoff;
 pub mod callbacks;
+pub mod json;
 pub mod relay;
+pub mod token;
 pub mod tracker;
 
 mod channel;

@@ -5,6 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::json;
+use crate::token::{self, Claims};
+
 /// A tab's random id, used to address replies and to break ties between candidates.
 pub type TabId = u64;
 
@@ -15,6 +18,33 @@ pub struct Identity {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+}
+
+impl Identity {
+    fn claims(&self) -> Claims {
+        self.token
+            .as_deref()
+            .map(|t| token::claims(t, json::parse))
+            .unwrap_or_default()
+    }
+
+    /// The user this identity really is: a token's subject decides, not what the page says.
+    pub fn user(&self) -> String {
+        self.claims().sub.unwrap_or_else(|| self.id.clone())
+    }
+
+    /// When the token expires (milliseconds since the epoch), if it says.
+    pub fn expires_ms(&self) -> Option<f64> {
+        self.claims().exp_ms
+    }
+
+    /// A token of the same user that lives longer than this one's: worth logging in again with.
+    pub fn renews(&self, older: &Self) -> bool {
+        self.token.is_some()
+            && self.token != older.token
+            && self.user() == older.user()
+            && self.expires_ms().unwrap_or(0.0) > older.expires_ms().unwrap_or(0.0)
+    }
 }
 
 /// What every tab needs to know to lead: who to log in, and whether to log in at all.
@@ -96,15 +126,31 @@ pub enum Relay {
     Ping { tab: TabId },
     /// Without Web Locks: the sender wants to lead.
     Claim { tab: TabId },
+    /// Leader to all tabs: the token is about to expire (or was refused); a tab whose page
+    /// gave a token provider answers with a fresh one (as an `Intent`).
+    NeedToken,
+}
+
+/// A message with the user it belongs to: a tab acts only on its own user's messages.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    user: String,
+    msg: Relay,
 }
 
 impl Relay {
-    pub fn to_text(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    pub fn to_text(&self, user: &str) -> String {
+        let env = Envelope {
+            user: user.to_owned(),
+            msg: self.clone(),
+        };
+        serde_json::to_string(&env).unwrap_or_default()
     }
 
-    pub fn from_text(text: &str) -> Option<Self> {
-        serde_json::from_str(text).ok()
+    /// The message, if it belongs to `user`.
+    pub fn from_text(text: &str, user: &str) -> Option<Self> {
+        let env: Envelope = serde_json::from_str(text).ok()?;
+        (env.user == user).then_some(env.msg)
     }
 }
 
@@ -119,13 +165,21 @@ mod tests {
             frame: r#"{"seq":3,"ev":{"type":"logged_out","reason":"requested"}}"#.into(),
             re_call: true,
         };
-        assert_eq!(Relay::from_text(&msg.to_text()), Some(msg));
+        assert_eq!(
+            Relay::from_text(&msg.to_text("ann"), "ann"),
+            Some(msg.clone())
+        );
+        assert_eq!(
+            Relay::from_text(&msg.to_text("ben"), "ann"),
+            None,
+            "another user's"
+        );
         let beat = Relay::Beat {
             tab: 1 << 52,
             session: None,
             intent: Intent::default(),
         };
-        assert_eq!(Relay::from_text(&beat.to_text()), Some(beat));
-        assert_eq!(Relay::from_text("{\"nope\":1}"), None);
+        assert_eq!(Relay::from_text(&beat.to_text("ann"), "ann"), Some(beat));
+        assert_eq!(Relay::from_text("{\"nope\":1}", "ann"), None);
     }
 }

@@ -170,6 +170,11 @@ impl Tab {
             Relay::Watch { tab, users } => self.leader_watch(tab, users),
             Relay::Bye { tab } => self.leader_bye(tab),
             Relay::Ping { .. } => self.beat(),
+            Relay::NeedToken => {
+                if !self.leads() {
+                    self.ask_provider();
+                }
+            }
         }
     }
 
@@ -185,8 +190,11 @@ impl Tab {
             link.shared = Some(s);
         }
         self.intent.online = intent.online;
-        if self.intent.identity.is_none() {
-            self.intent.identity = intent.identity;
+        // Keep the freshest token of this user, in case this tab comes to lead.
+        if let (Some(mine), Some(theirs)) = (&self.intent.identity, intent.identity)
+            && theirs.renews(mine)
+        {
+            self.intent.identity = Some(theirs);
         }
     }
 
