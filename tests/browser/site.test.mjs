@@ -99,11 +99,54 @@ test('a page from an origin that is not allowed cannot connect', async () => {
   });
   const port = await freePort();
   await new Promise((resolve) => other.listen(port, '127.0.0.1', resolve));
+  // The same page from the allowed origin connects: the bundle itself works.
+  const allowed = await sitePageFor({ id: 'eve', name: 'Eve' });
+  await online(allowed);
+  await allowed.context().close();
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`http://127.0.0.1:${port}/?id=eve&name=Eve`);
-  await sleep(1500);
+  // The client loaded and tried: the refused upgrade shows as a lost connection.
+  await waitCall(page, 'my_onstatusmessage', ([m]) => /connection to the server lost/.test(m));
+  await sleep(500);
   assert.equal(await countCalls(page, 'my_onstatuschange', ([on]) => on === true), 0);
   await context.close();
   await new Promise((resolve) => other.close(resolve));
+});
+
+test('escaped names: a page that writes names with innerHTML shows markup as text', async () => {
+  const evil = '<img src=x onerror="window.__pwned=1">';
+  // A legacy page: names go into the document as HTML. One opts in with the script tag's
+  // attribute, one with sv_setoption.
+  const legacy = (optIn) => `<!doctype html><meta charset="utf-8">
+    <script src="/client/switchboard.js" ${optIn === 'attribute' ? 'data-escape-names' : ''}></script>
+    <script>
+      ${optIn === 'option' ? "sv_setoption('escapeNames', true);" : ''}
+      window.calls = [];
+      function my_onstatuschange(on) { calls.push(['my_onstatuschange', on]); }
+      function my_onincomingcall(name, link) {
+        calls.push(['my_onincomingcall', name, link]);
+        document.getElementById('who').innerHTML = 'Call from ' + name;
+      }
+      sv_setuserinfo(new URLSearchParams(location.search).get('id'), 'Victim');
+    </script><body><p id="who"></p></body>`;
+  const attacker = await openTab(await browser.newContext(), server.base, { id: 'mallory2', name: evil });
+  await online(attacker);
+  for (const optIn of ['attribute', 'option']) {
+    const id = `victim-${optIn}`;
+    const context = await browser.newContext();
+    const victim = await context.newPage();
+    await victim.goto(`${server.base}/healthz?id=${id}`);
+    await victim.setContent(legacy(optIn));
+    await online(victim);
+    await attacker.evaluate((to) => sv_makecall(to), id);
+    await waitCall(victim, 'my_onincomingcall');
+    await sleep(300);
+    assert.equal(await victim.textContent('#who'), `Call from ${evil}`, optIn);
+    assert.equal(await victim.locator('img').count(), 0, `${optIn}: no element was made from the name`);
+    assert.equal(await victim.evaluate(() => window.__pwned), undefined, optIn);
+    await attacker.evaluate(() => sv_clearoutgoingcall());
+    await context.close();
+  }
+  await attacker.context().close();
 });
