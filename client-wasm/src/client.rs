@@ -6,7 +6,6 @@
 //! `sv_*` again.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use gloo_timers::callback::Interval;
 use js_sys::{Function, Promise};
@@ -18,12 +17,15 @@ use crate::address;
 use crate::callbacks::Callback;
 use crate::channel::Channel;
 use crate::election::LockElection;
+use crate::json;
 use crate::leader::Leader;
 use crate::lifecycle::Lifecycle;
 use crate::page::{self, Sinks};
 use crate::relay::{Identity, Intent, Relay, SessionRef, TabId};
+use crate::small_map::SmallMap;
 use crate::tabs::{Election, FALLBACK_SILENCE_MS};
 use crate::tracker::Tracker;
+use crate::wire;
 
 /// How often the watchdog looks at the leader (and the leader sends its beat).
 const TICK_MS: u32 = 500;
@@ -38,6 +40,18 @@ thread_local! {
 
 /// Runs `f` on this tab's client (made on first use), then fires the callbacks it produced.
 pub fn with_tab(f: impl FnOnce(&mut Tab)) {
+    let mut f = Some(f);
+    // One body for every caller, rather than one copy per closure type: it is the bundle's
+    // largest function once inlined.
+    run_on_tab(&mut |t| {
+        if let Some(f) = f.take() {
+            f(t);
+        }
+    });
+}
+
+#[inline(never)]
+fn run_on_tab(f: &mut dyn FnMut(&mut Tab)) {
     let fired = TAB.with(|cell| {
         let Ok(mut slot) = cell.try_borrow_mut() else {
             web_sys::console::warn_1(&"switchboard: re-entrant call dropped".into());
@@ -90,7 +104,7 @@ pub struct Tab {
     pub sinks: Sinks,
     pub tracker: Tracker,
     /// Highest sequence number delivered, per server session.
-    seen: HashMap<String, u64>,
+    seen: SmallMap<String, u64>,
     pub intent: Intent,
     pub watch: Vec<String>,
     pub link: Option<Link>,
@@ -119,7 +133,7 @@ impl Tab {
             out: vec![],
             sinks: Sinks::default(),
             tracker: Tracker::default(),
-            seen: HashMap::new(),
+            seen: SmallMap::default(),
             intent: Intent::default(),
             watch: vec![],
             link: None,
@@ -343,7 +357,7 @@ impl Tab {
             return;
         }
         let call = matches!(cmd, Command::Call { .. });
-        let cmd = serde_json::to_string(&cmd).unwrap_or_default();
+        let cmd = wire::command_json(&cmd);
         if self.leads() {
             self.leader_send(cmd, call);
         } else {
@@ -394,7 +408,7 @@ impl Tab {
             let cleared = self.tracker.forget_calls();
             self.out.extend(cleared);
         }
-        let seen = self.seen.entry(session.to_owned()).or_default();
+        let seen = self.seen.entry(session.to_owned());
         // Sequence 0 is about the connection, not the session: never replayed, never repeated.
         if frame.seq != 0 {
             if frame.seq <= *seen {
@@ -422,13 +436,13 @@ impl Tab {
 
     pub(crate) fn apply_snapshot(&mut self, session: Option<SessionRef>, events: &[String]) {
         for ev in events {
-            if let Ok(ev) = serde_json::from_str::<Event>(ev) {
+            if let Some(ev) = json::parse(ev).and_then(|v| wire::event(&v)) {
                 let cbs = self.tracker.apply(&ev, false);
                 self.out.extend(cbs);
             }
         }
         if let Some(s) = session {
-            let seen = self.seen.entry(s.key.clone()).or_default();
+            let seen = self.seen.entry(s.key.clone());
             *seen = (*seen).max(s.last_seq);
             if let Some(link) = &mut self.link {
                 link.shared = Some(s);

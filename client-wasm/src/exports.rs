@@ -140,9 +140,12 @@ pub fn sv_watch(ids: JsValue) {
             .map(|s| s.trim().to_owned())
             .collect()
     };
-    let mut users: Vec<String> = list.into_iter().filter(|s| !s.is_empty()).collect();
-    users.sort();
-    users.dedup();
+    let mut users: Vec<String> = vec![];
+    for user in list {
+        if !user.is_empty() && !users.contains(&user) {
+            users.push(user);
+        }
+    }
     with_tab(|t| t.set_watch(users));
 }
 

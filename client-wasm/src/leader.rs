@@ -1,7 +1,7 @@
 //! The leading tab's side: the one WebSocket of the browser, its session, reconnection with
 //! backoff and resume, and the relay of every server event to the other tabs.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use gloo_timers::callback::Timeout;
 use switchboard_proto::{
@@ -11,8 +11,10 @@ use switchboard_proto::{
 use crate::backoff::Backoff;
 use crate::client::{BEAT_MS, Tab, now, with_tab};
 use crate::relay::{Identity, Intent, Relay, SessionRef, TabId};
+use crate::small_map::SmallMap;
 use crate::socket::{Socket, SocketEvent};
 use crate::token;
+use crate::{json, wire};
 
 /// Commands kept while the socket is down; more than this and the page is told.
 const OUTBOX_MAX: usize = 32;
@@ -46,7 +48,7 @@ pub struct Leader {
     logged_in_as: Option<String>,
     /// The connection was lost and the page was told so.
     lost: bool,
-    pub watches: BTreeMap<TabId, Vec<String>>,
+    pub watches: SmallMap<TabId, Vec<String>>,
     sent_watch: Option<Vec<String>>,
     last_beat: f64,
 }
@@ -129,11 +131,11 @@ impl Tab {
                         last_seq: s.last_seq,
                     }),
                 };
-                let text = serde_json::to_string(&hello).unwrap_or_default();
+                let text = wire::command_json(&hello);
                 self.write(None, &text);
             }
             SocketEvent::Text(text) => {
-                if let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) {
+                if let Some(frame) = json::parse(&text).and_then(|v| wire::frame(&v)) {
                     self.on_frame(frame, text);
                 }
             }
@@ -288,10 +290,7 @@ impl Tab {
 
     /// Writes a `ClientFrame` around a command's JSON text.
     fn write(&mut self, id: Option<u32>, cmd: &str) -> bool {
-        let text = match id {
-            Some(id) => format!("{{\"id\":{id},\"cmd\":{cmd}}}"),
-            None => format!("{{\"cmd\":{cmd}}}"),
-        };
+        let text = wire::client_frame(id, cmd);
         self.leader()
             .and_then(|l| l.socket.as_ref())
             .is_some_and(|s| s.send(&text))
@@ -325,7 +324,7 @@ impl Tab {
     }
 
     fn send_command(&mut self, cmd: &Command) {
-        let text = serde_json::to_string(cmd).unwrap_or_default();
+        let text = wire::command_json(cmd);
         self.leader_send(text, false);
     }
 
@@ -363,7 +362,7 @@ impl Tab {
                 name: identity.name.clone(),
             },
         };
-        let text = serde_json::to_string(&Command::Login { auth }).unwrap_or_default();
+        let text = wire::command_json(&Command::Login { auth });
         let id = self.leader_send_numbered(text, false);
         if let Some(leader) = self.leader() {
             leader.login_id = id;
@@ -414,7 +413,7 @@ impl Tab {
                     .tracker
                     .snapshot()
                     .iter()
-                    .filter_map(|e| serde_json::to_string(e).ok())
+                    .map(wire::event_json)
                     .collect(),
             };
             self.post(&msg);
@@ -442,9 +441,17 @@ impl Tab {
     fn send_watch(&mut self, force: bool) {
         let Some(leader) = self.leader() else { return };
         let logged_in = leader.logged_in_as.is_some();
-        let all: BTreeSet<&String> = leader.watches.values().flatten().collect();
-        let users: Vec<String> = all.into_iter().cloned().collect();
-        if !logged_in || (!force && leader.sent_watch.as_ref() == Some(&users)) {
+        let mut users: Vec<String> = vec![];
+        for user in leader.watches.values().flatten() {
+            if !users.contains(user) {
+                users.push(user.clone());
+            }
+        }
+        // The server keeps a set: the same users in another order are no change.
+        let same = leader.sent_watch.as_ref().is_some_and(|sent| {
+            sent.len() == users.len() && users.iter().all(|u| sent.contains(u))
+        });
+        if !logged_in || (!force && same) {
             return;
         }
         if users.is_empty() && leader.sent_watch.is_none() {

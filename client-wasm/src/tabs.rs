@@ -2,13 +2,12 @@
 //! election (Web Locks, or claims over the channel without them), the watchdog that replaces
 //! a frozen leader, and the page lifecycle.
 
-use switchboard_proto::ServerFrame;
-
 use crate::client::{Link, Tab, now};
 use crate::election::{LockElection, Vote};
 use crate::leader::Leader;
 use crate::lifecycle::{self, PageChange};
 use crate::relay::{Intent, Relay, SessionRef, TabId};
+use crate::{json, wire};
 
 /// A visible follower that heard nothing for this long pings the leader. A leader hidden for
 /// long has its timers throttled (beats may come a minute apart), but it still answers a ping
@@ -83,7 +82,7 @@ impl Tab {
                 re_call,
             } => {
                 self.heard();
-                if let Ok(frame) = serde_json::from_str::<ServerFrame>(&frame) {
+                if let Some(frame) = json::parse(&frame).and_then(|v| wire::frame(&v)) {
                     self.deliver(&session, &frame, re_call);
                 }
             }
