@@ -33,9 +33,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState, www: &std::path::Path) -> Router {
-    let client = Router::new()
-        .nest_service("/client", ServeDir::new(www.join("client")))
-        .layer(CorsLayer::permissive().allow_credentials(false));
+    let client = crate::assets::routes(www).layer(CorsLayer::permissive().allow_credentials(false));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

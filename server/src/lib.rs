@@ -3,6 +3,7 @@
 //! [`start`] runs a server from a [`Config`] on an already bound listener, so tests start it on
 //! port 0 in-process; the `switchboard` binary only parses flags and calls it.
 
+pub mod assets;
 pub mod calls;
 pub mod config;
 pub mod http;

@@ -64,6 +64,49 @@ test('the client files are served to other origins (CORS)', async () => {
   }
 });
 
+test('the bundle is sent gzipped and cached for good under a versioned URL; the loader briefly', async () => {
+  const loader = await fetch(`${server.base}/client/switchboard.js`);
+  assert.match(loader.headers.get('cache-control'), /max-age=300\b/);
+  const text = await loader.text();
+  const wasmUrl = text.match(/'(pkg\/switchboard_client_bg\.wasm\?v=[0-9a-f]+)'/)?.[1];
+  assert.ok(wasmUrl, 'the loader names a versioned bundle');
+  const wasm = await fetch(`${server.base}/client/${wasmUrl}`, { headers: { 'accept-encoding': 'gzip' } });
+  assert.equal(wasm.status, 200);
+  assert.equal(wasm.headers.get('content-encoding'), 'gzip');
+  assert.match(wasm.headers.get('cache-control'), /immutable/);
+  assert.equal(wasm.headers.get('access-control-allow-origin'), '*');
+});
+
+test('going online: time from navigation and bytes downloaded, first and repeat view', async (t) => {
+  const runs = [];
+  for (let i = 0; i < 7; i += 1) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const timing = async () => {
+      await online(page);
+      return page.evaluate(() => {
+        const i = calls.findIndex((c) => c[0] === 'my_onstatuschange' && c[1] === true);
+        const bytes = performance.getEntriesByType('resource')
+          .filter((e) => e.name.includes('/client/'))
+          .reduce((sum, e) => sum + e.transferSize, 0);
+        return { ms: stamps[i] - performance.timeOrigin, bytes };
+      });
+    };
+    await page.goto(`${siteOrigin}/forum/page.php?id=time${i}&name=T`);
+    const first = await timing();
+    await page.goto(`${siteOrigin}/forum/other.php?id=time${i}&name=T`);
+    const repeat = await timing();
+    runs.push({ first, repeat });
+    await context.close();
+  }
+  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const firstMs = median(runs.map((r) => r.first.ms));
+  const repeatMs = median(runs.map((r) => r.repeat.ms));
+  t.diagnostic(`online after ${firstMs.toFixed(0)} ms (first view), ${repeatMs.toFixed(0)} ms (repeat view), median of 7`);
+  t.diagnostic(`client bytes over the network: first view ${runs[0].first.bytes}, repeat view ${runs[0].repeat.bytes}`);
+  assert.ok(runs[0].repeat.bytes < runs[0].first.bytes / 4, 'a repeat view comes mostly from the cache');
+});
+
 test('a display name with markup shows as text in the demo, and nothing runs', async () => {
   const evil = { id: 'mallory', name: '<img src=x onerror=window.__pwned=1>' };
   const victimContext = await browser.newContext();

@@ -41,9 +41,11 @@
     }
   }
 
+  // The wasm download starts now, beside the glue's, and compiles as it streams in.
+  var wasm = fetch(base + 'pkg/switchboard_client_bg.wasm');
   var ready = import(base + 'pkg/switchboard_client.js')
     .then(function (mod) {
-      return mod.default({ module_or_path: base + 'pkg/switchboard_client_bg.wasm' })
+      return mod.default({ module_or_path: wasm })
         .then(function () { return mod; });
     })
     .then(function (mod) {
