@@ -17,9 +17,9 @@ pub fn socket_url(base: &str) -> Option<String> {
     }
     if rest.ends_with("/ws") && scheme.to_ascii_lowercase().starts_with("ws") {
         // Already a socket URL (ws://host/ws).
-        return Some(format!("{ws}://{rest}"));
+        return Some([ws, "://", rest].concat());
     }
-    Some(format!("{ws}://{rest}/ws"))
+    Some([ws, "://", rest, "/ws"].concat())
 }
 
 /// The name under which the tabs of one origin and one user elect a leader for one server:

@@ -92,6 +92,19 @@ pub struct Link {
     _watchdog: Interval,
 }
 
+/// A command a follower handed to the leader, kept until the leader acknowledges it.
+#[derive(Clone, Debug)]
+pub(crate) struct Unacked {
+    /// This tab's number for it, which the leader's `Ack` names.
+    pub n: u32,
+    /// The command as JSON text.
+    pub cmd: String,
+    /// It is a `call` (its error means "could not ring").
+    pub call: bool,
+    /// When the page gave it: an old one no longer means what the user meant.
+    pub at: f64,
+}
+
 /// The two halves of a pending answer from the token provider: got a token, or failed.
 struct Asking {
     _got: Closure<dyn FnMut(JsValue)>,
@@ -121,7 +134,7 @@ pub struct Tab {
     /// Commands sent to the leader and not yet acknowledged: (number, JSON, is a call, when).
     /// A leader that goes away between posting and taking them would lose them; the next
     /// leader gets them instead.
-    pub(crate) unacked: Vec<(u32, String, bool, f64)>,
+    pub(crate) unacked: Vec<Unacked>,
     next_command: u32,
     _lifecycle: Lifecycle,
 }
@@ -366,7 +379,12 @@ impl Tab {
             if self.unacked.len() == UNACKED_MAX {
                 self.unacked.remove(0);
             }
-            self.unacked.push((n, cmd.clone(), call, now()));
+            self.unacked.push(Unacked {
+                n,
+                cmd: cmd.clone(),
+                call,
+                at: now(),
+            });
             self.post(&Relay::Command {
                 tab: self.id,
                 n,

@@ -2,7 +2,7 @@
 //! election (Web Locks, or claims over the channel without them), the watchdog that replaces
 //! a frozen leader, and the page lifecycle.
 
-use crate::client::{Link, Tab, now};
+use crate::client::{Link, Tab, Unacked, now};
 use crate::election::{LockElection, Vote};
 use crate::leader::Leader;
 use crate::lifecycle::{self, PageChange};
@@ -163,7 +163,7 @@ impl Tab {
             }
             Relay::Ack { tab, n } => {
                 if tab == self.id {
-                    self.unacked.retain(|c| c.0 != n);
+                    self.unacked.retain(|c| c.n != n);
                 }
             }
             Relay::Watch { tab, users } => self.leader_watch(tab, users),
@@ -350,30 +350,30 @@ impl Tab {
         }
         self.connect();
         // Commands this tab gave the previous leader, which never took them.
-        for (_, cmd, call, _) in self.fresh_unacked() {
-            self.leader_send(cmd, call);
+        for c in self.fresh_unacked() {
+            self.leader_send(c.cmd, c.call);
         }
     }
 
     /// Unacknowledged commands young enough to still mean what the user meant.
-    fn fresh_unacked(&mut self) -> Vec<(u32, String, bool, f64)> {
+    fn fresh_unacked(&mut self) -> Vec<Unacked> {
         let t = now();
         std::mem::take(&mut self.unacked)
             .into_iter()
-            .filter(|c| t - c.3 < UNACKED_FOR_MS)
+            .filter(|c| t - c.at < UNACKED_FOR_MS)
             .collect()
     }
 
     /// Gives a new leader the commands the previous one never took.
     fn resend_unacked(&mut self) {
-        for (n, cmd, call, at) in self.fresh_unacked() {
-            self.unacked.push((n, cmd.clone(), call, at));
+        for c in self.fresh_unacked() {
             self.post(&Relay::Command {
                 tab: self.id,
-                n,
-                cmd,
-                call,
+                n: c.n,
+                cmd: c.cmd.clone(),
+                call: c.call,
             });
+            self.unacked.push(c);
         }
     }
 

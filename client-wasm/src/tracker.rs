@@ -259,7 +259,9 @@ fn callee_callbacks(view: &CallView, prev: Option<CallState>) -> Vec<Callback> {
         }],
         // This browser answered: the page already knows, it only gets a status line.
         CallState::Answered if !view.elsewhere => {
-            vec![Callback::status(format!("call with {name} answered"))]
+            vec![Callback::status(
+                ["call with ", &name, " answered"].concat(),
+            )]
         }
         CallState::Answered => vec![Callback::ClearIncoming],
         CallState::Missed => {
@@ -291,11 +293,9 @@ fn reason_text(view: &CallView) -> String {
     view.reason.clone().unwrap_or_else(|| {
         let name = &view.peer.name;
         match view.state {
-            CallState::Missed => format!("{name} did not answer"),
-            CallState::Cancelled => format!("call to {name} cancelled"),
-            CallState::Failed => format!("call with {name} failed"),
-            CallState::Ended => format!("call with {name} ended"),
-            other => format!("call with {name} {}", other.as_str()),
+            CallState::Missed => [name, " did not answer"].concat(),
+            CallState::Cancelled => ["call to ", name, " cancelled"].concat(),
+            other => ["call with ", name, " ", other.as_str()].concat(),
         }
     })
 }
