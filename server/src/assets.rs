@@ -33,14 +33,23 @@ pub fn routes(www: &Path) -> Router {
     Router::new()
         .route("/client/switchboard.js", get(loader))
         .route("/client/switchboard.mjs", get(loader))
-        .with_state(dir)
+        .with_state(dir.clone())
         .nest_service("/client", files)
-        .layer(middleware::from_fn(cache_policy))
+        .layer(middleware::from_fn_with_state(dir, cache_policy))
 }
 
-/// Versioned URLs (`?v=…`) are cached for good; anything else is revalidated each time.
-async fn cache_policy(request: Request, next: Next) -> Response {
-    let versioned = request.uri().query().is_some_and(|q| q.starts_with("v="));
+/// URLs of the current version (`?v=…`) are cached for good; anything else, an older version
+/// included (its files have been replaced), is revalidated each time.
+async fn cache_policy(State(dir): State<PathBuf>, request: Request, next: Next) -> Response {
+    let asked = request
+        .uri()
+        .query()
+        .and_then(|q| q.strip_prefix("v="))
+        .map(str::to_owned);
+    let versioned = match asked {
+        Some(v) => v == version(&dir.join("pkg")).await,
+        None => false,
+    };
     let mut response = next.run(request).await;
     let policy = if versioned && response.status().is_success() {
         IMMUTABLE

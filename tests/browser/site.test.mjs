@@ -75,6 +75,9 @@ test('the bundle is sent gzipped and cached for good under a versioned URL; the 
   assert.equal(wasm.headers.get('content-encoding'), 'gzip');
   assert.match(wasm.headers.get('cache-control'), /immutable/);
   assert.equal(wasm.headers.get('access-control-allow-origin'), '*');
+  // A version the server no longer has is not cached for good under that name.
+  const stale = await fetch(`${server.base}/client/pkg/switchboard_client_bg.wasm?v=0`);
+  assert.equal(stale.headers.get('cache-control'), 'no-cache');
 });
 
 test('going online: time from navigation and bytes downloaded, first and repeat view', async (t) => {
