@@ -17,14 +17,15 @@ pub fn socket_url(base: &str) -> Option<String> {
     }
     if rest.ends_with("/ws") && scheme.to_ascii_lowercase().starts_with("ws") {
         // Already a socket URL (ws://host/ws).
-        return Some(format!("{ws}://{rest}"));
+        return Some([ws, "://", rest].concat());
     }
-    Some(format!("{ws}://{rest}/ws"))
+    Some([ws, "://", rest, "/ws"].concat())
 }
 
-/// The name under which the tabs of one origin elect a leader for one server.
-pub fn channel_name(socket_url: &str) -> String {
-    format!("switchboard:{socket_url}")
+/// The name under which the tabs of one origin and one user elect a leader for one server:
+/// each user of a shared browser has a connection of their own.
+pub fn channel_name(socket_url: &str, user: &str) -> String {
+    ["switchboard:", socket_url, " ", user].concat()
 }
 
 #[cfg(test)]

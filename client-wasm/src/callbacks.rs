@@ -42,7 +42,26 @@ pub enum Callback {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Arg<'a> {
     Bool(bool),
+    /// A name or a sentence: HTML-escaped for pages that asked for it.
     Text(&'a str),
+    /// A room link: handed over as it is, since a page opens it rather than shows it.
+    Link(&'a str),
+}
+
+/// `text` as HTML text: what a page that writes names with `innerHTML` needs to be safe.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl Callback {
@@ -76,7 +95,7 @@ impl Callback {
                 vec![Arg::Bool(*b)]
             }
             Self::IncomingCall { name, link } | Self::CallAnswered { name, link } => {
-                vec![Arg::Text(name), Arg::Text(link)]
+                vec![Arg::Text(name), Arg::Link(link)]
             }
             Self::CallRejected { name } | Self::CallMissed { name } => vec![Arg::Text(name)],
             Self::StatusMessage(text) => vec![Arg::Text(text)],
@@ -86,5 +105,26 @@ impl Callback {
             }
             Self::CallEnded { name, reason } => vec![Arg::Text(name), Arg::Text(reason)],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_but_not_links() {
+        assert_eq!(
+            escape_html(r#"<img src=x onerror="a('&')">"#),
+            "&lt;img src=x onerror=&quot;a(&#39;&amp;&#39;)&quot;&gt;"
+        );
+        let cb = Callback::IncomingCall {
+            name: "<b>".into(),
+            link: "https://j/1?a=1&b=2".into(),
+        };
+        assert_eq!(
+            cb.args(),
+            [Arg::Text("<b>"), Arg::Link("https://j/1?a=1&b=2")]
+        );
     }
 }

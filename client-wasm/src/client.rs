@@ -6,21 +6,26 @@
 //! `sv_*` again.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use gloo_timers::callback::Interval;
+use js_sys::{Function, Promise};
 use switchboard_proto::{Command, Event, LogoutReason, ServerFrame};
+use wasm_bindgen::JsValue;
+use wasm_bindgen::closure::Closure;
 
 use crate::address;
 use crate::callbacks::Callback;
 use crate::channel::Channel;
 use crate::election::LockElection;
+use crate::json;
 use crate::leader::Leader;
 use crate::lifecycle::Lifecycle;
 use crate::page::{self, Sinks};
 use crate::relay::{Identity, Intent, Relay, SessionRef, TabId};
+use crate::small_map::SmallMap;
 use crate::tabs::{Election, FALLBACK_SILENCE_MS};
 use crate::tracker::Tracker;
+use crate::wire;
 
 /// How often the watchdog looks at the leader (and the leader sends its beat).
 const TICK_MS: u32 = 500;
@@ -35,6 +40,18 @@ thread_local! {
 
 /// Runs `f` on this tab's client (made on first use), then fires the callbacks it produced.
 pub fn with_tab(f: impl FnOnce(&mut Tab)) {
+    let mut f = Some(f);
+    // One body for every caller, rather than one copy per closure type: it is the bundle's
+    // largest function once inlined.
+    run_on_tab(&mut |t| {
+        if let Some(f) = f.take() {
+            f(t);
+        }
+    });
+}
+
+#[inline(never)]
+fn run_on_tab(f: &mut dyn FnMut(&mut Tab)) {
     let fired = TAB.with(|cell| {
         let Ok(mut slot) = cell.try_borrow_mut() else {
             web_sys::console::warn_1(&"switchboard: re-entrant call dropped".into());
@@ -42,11 +59,12 @@ pub fn with_tab(f: impl FnOnce(&mut Tab)) {
         };
         let tab = slot.get_or_insert_with(Tab::new);
         f(tab);
-        Some((std::mem::take(&mut tab.out), tab.sinks.functions()))
+        let out = std::mem::take(&mut tab.out);
+        Some((out, tab.sinks.functions(), tab.escape_names))
     });
-    if let Some((out, sinks)) = fired {
+    if let Some((out, sinks, escape)) = fired {
         for cb in &out {
-            page::fire(cb, &sinks);
+            page::fire(cb, &sinks, escape);
         }
     }
 }
@@ -55,9 +73,11 @@ pub fn now() -> f64 {
     js_sys::Date::now()
 }
 
-/// The connection of this tab to the other tabs, for one server.
+/// The connection of this tab to the other tabs of the same user, for one server.
 pub struct Link {
     pub socket_url: String,
+    /// The user whose tabs share this link (a token's subject, else the page's id).
+    pub user: String,
     pub channel: Channel,
     pub(crate) election: Election,
     pub leader: Option<Leader>,
@@ -72,21 +92,49 @@ pub struct Link {
     _watchdog: Interval,
 }
 
+/// A command a follower handed to the leader, kept until the leader acknowledges it.
+#[derive(Clone, Debug)]
+pub(crate) struct Unacked {
+    /// This tab's number for it, which the leader's `Ack` names.
+    pub n: u32,
+    /// The command as JSON text.
+    pub cmd: String,
+    /// It is a `call` (its error means "could not ring").
+    pub call: bool,
+    /// When the page gave it: an old one no longer means what the user meant.
+    pub at: f64,
+}
+
+/// The two halves of a pending answer from the token provider: got a token, or failed.
+struct Asking {
+    _got: Closure<dyn FnMut(JsValue)>,
+    _failed: Closure<dyn FnMut(JsValue)>,
+}
+
 pub struct Tab {
     pub id: TabId,
     pub out: Vec<Callback>,
     pub sinks: Sinks,
     pub tracker: Tracker,
     /// Highest sequence number delivered, per server session.
-    seen: HashMap<String, u64>,
+    seen: SmallMap<String, u64>,
     pub intent: Intent,
     pub watch: Vec<String>,
     pub link: Option<Link>,
     reported_master: Option<bool>,
+    /// The page writes names with `innerHTML`: hand them to its callbacks HTML-escaped.
+    pub escape_names: bool,
+    /// The server's socket URL, once the page named it.
+    server: Option<String>,
+    /// The page's token provider (`sv_settokenprovider`): asked for a fresh token before the
+    /// current one expires and after one was refused.
+    pub provider: Option<Function>,
+    /// Waits for the provider's answer; replaced (and so ignored) by a newer request.
+    asking: Option<Asking>,
     /// Commands sent to the leader and not yet acknowledged: (number, JSON, is a call, when).
     /// A leader that goes away between posting and taking them would lose them; the next
     /// leader gets them instead.
-    pub(crate) unacked: Vec<(u32, String, bool, f64)>,
+    pub(crate) unacked: Vec<Unacked>,
     next_command: u32,
     _lifecycle: Lifecycle,
 }
@@ -98,11 +146,15 @@ impl Tab {
             out: vec![],
             sinks: Sinks::default(),
             tracker: Tracker::default(),
-            seen: HashMap::new(),
+            seen: SmallMap::default(),
             intent: Intent::default(),
             watch: vec![],
             link: None,
             reported_master: None,
+            escape_names: false,
+            server: None,
+            provider: None,
+            asking: None,
             unacked: vec![],
             next_command: 0,
             _lifecycle: Lifecycle::watch(|change| with_tab(|t| t.on_page(change))),
@@ -142,19 +194,40 @@ impl Tab {
 
     pub fn set_server(&mut self, url: &str) {
         let Some(socket_url) = address::socket_url(url) else {
-            self.status(format!("not a server address: {url}"));
+            self.status(["not a server address: ", url].concat());
             return;
         };
-        if self
+        self.server = Some(socket_url);
+        self.relink();
+    }
+
+    /// Joins the tabs of this page's user for this server, leaving those of another user or
+    /// server first. A tab joins only once it knows both.
+    fn relink(&mut self) {
+        let want = match (&self.server, &self.intent.identity) {
+            (Some(server), Some(identity)) => Some((server.clone(), identity.user())),
+            _ => None,
+        };
+        let have = self
             .link
             .as_ref()
-            .is_some_and(|l| l.socket_url == socket_url)
-        {
+            .map(|l| (l.socket_url.clone(), l.user.clone()));
+        if want == have {
             return;
         }
-        self.leave();
-        let name = address::channel_name(&socket_url);
-        let channel = match Channel::open(&name, |msg| with_tab(|t| t.on_relay(msg))) {
+        if self.link.is_some() {
+            self.post(&Relay::Bye { tab: self.id });
+            self.leave();
+            self.link = None;
+        }
+        if have.map(|h| h.1) != want.as_ref().map(|w| w.1.clone()) {
+            self.forget_user();
+        }
+        let Some((socket_url, user)) = want else {
+            return;
+        };
+        let name = address::channel_name(&socket_url, &user);
+        let channel = match Channel::open(&name, &user, |msg| with_tab(|t| t.on_relay(msg))) {
             Ok(channel) => channel,
             Err(_) => {
                 self.status("this browser cannot share a connection between tabs");
@@ -171,6 +244,7 @@ impl Tab {
         let watchdog = Interval::new(TICK_MS, || with_tab(Tab::on_tick));
         self.link = Some(Link {
             socket_url,
+            user,
             channel,
             election,
             leader: None,
@@ -185,16 +259,32 @@ impl Tab {
         self.join();
     }
 
+    /// The page now speaks for another user: nothing of the previous one stays on it.
+    fn forget_user(&mut self) {
+        let cleared = self.tracker.forget_calls();
+        self.out.extend(cleared);
+        if self.tracker.logged_in() {
+            self.out.push(Callback::StatusChange(false));
+        }
+        self.tracker = Tracker::default();
+        self.seen.clear();
+        self.unacked.clear();
+    }
+
     pub fn set_user_info(&mut self, identity: Identity) {
-        let same_user = self
-            .intent
-            .identity
-            .as_ref()
-            .is_some_and(|i| i.id == identity.id);
+        let current = self.intent.identity.as_ref();
+        let same_user = current.is_some_and(|i| i.user() == identity.user());
         if !same_user {
             self.intent.online = true;
         }
+        // A page that names its user again with the token it was served with must not undo
+        // a renewal: a token that lives shorter than the one in use is not taken.
+        let stale = current.is_some_and(|c| same_user && c.token.is_some() && !identity.renews(c));
+        if stale {
+            return;
+        }
         self.intent.identity = Some(identity);
+        self.relink();
         self.route_intent(false);
     }
 
@@ -203,7 +293,44 @@ impl Tab {
             identity: Some(identity),
             online: true,
         };
+        self.relink();
         self.route_intent(true);
+    }
+
+    /// Asks the page's token provider for a fresh token; the answer (a token, or a promise of
+    /// one) goes wherever a token from the page would.
+    pub fn ask_provider(&mut self) {
+        let Some(provider) = &self.provider else {
+            return;
+        };
+        let answer = match provider.call0(&JsValue::NULL) {
+            Ok(answer) => answer,
+            Err(e) => {
+                web_sys::console::error_2(&"switchboard: the token provider threw".into(), &e);
+                return;
+            }
+        };
+        let got = Closure::new(|token: JsValue| with_tab(|t| t.fresh_token(token.as_string())));
+        let failed = Closure::new(|e: JsValue| {
+            web_sys::console::error_2(&"switchboard: the token provider failed".into(), &e);
+        });
+        let _ = Promise::resolve(&answer).then2(&got, &failed);
+        self.asking = Some(Asking {
+            _got: got,
+            _failed: failed,
+        });
+    }
+
+    fn fresh_token(&mut self, token: Option<String>) {
+        let Some(identity) = self.intent.identity.clone() else {
+            return;
+        };
+        let token = token.filter(|t| !t.trim().is_empty());
+        if token.is_none() {
+            self.status("the token provider gave no token");
+            return;
+        }
+        self.set_user_info(Identity { token, ..identity });
     }
 
     pub fn logoff(&mut self) {
@@ -230,7 +357,11 @@ impl Tab {
             if matches!(cmd, Command::Call { .. }) {
                 self.out.push(Callback::MakeCall(false));
             }
-            self.status("no server address set (sv_setserveraddress)");
+            if self.server.is_none() {
+                self.status("no server address set (sv_setserveraddress)");
+            } else {
+                self.status("you are not logged in");
+            }
             return;
         }
         if matches!(cmd, Command::Call { .. }) && !self.tracker.logged_in() {
@@ -239,7 +370,7 @@ impl Tab {
             return;
         }
         let call = matches!(cmd, Command::Call { .. });
-        let cmd = serde_json::to_string(&cmd).unwrap_or_default();
+        let cmd = wire::command_json(&cmd);
         if self.leads() {
             self.leader_send(cmd, call);
         } else {
@@ -248,7 +379,12 @@ impl Tab {
             if self.unacked.len() == UNACKED_MAX {
                 self.unacked.remove(0);
             }
-            self.unacked.push((n, cmd.clone(), call, now()));
+            self.unacked.push(Unacked {
+                n,
+                cmd: cmd.clone(),
+                call,
+                at: now(),
+            });
             self.post(&Relay::Command {
                 tab: self.id,
                 n,
@@ -290,12 +426,17 @@ impl Tab {
             let cleared = self.tracker.forget_calls();
             self.out.extend(cleared);
         }
-        let seen = self.seen.entry(session.to_owned()).or_default();
-        if frame.seq <= *seen {
-            return;
+        let seen = self.seen.entry(session.to_owned());
+        // Sequence 0 is about the connection, not the session: never replayed, never repeated.
+        if frame.seq != 0 {
+            if frame.seq <= *seen {
+                return;
+            }
+            *seen = frame.seq;
         }
-        *seen = frame.seq;
-        if let Some(link) = &mut self.link {
+        if let Some(link) = &mut self.link
+            && frame.seq != 0
+        {
             link.shared = Some(SessionRef {
                 key: session.to_owned(),
                 last_seq: frame.seq,
@@ -313,13 +454,13 @@ impl Tab {
 
     pub(crate) fn apply_snapshot(&mut self, session: Option<SessionRef>, events: &[String]) {
         for ev in events {
-            if let Ok(ev) = serde_json::from_str::<Event>(ev) {
+            if let Some(ev) = json::parse(ev).and_then(|v| wire::event(&v)) {
                 let cbs = self.tracker.apply(&ev, false);
                 self.out.extend(cbs);
             }
         }
         if let Some(s) = session {
-            let seen = self.seen.entry(s.key.clone()).or_default();
+            let seen = self.seen.entry(s.key.clone());
             *seen = (*seen).max(s.last_seq);
             if let Some(link) = &mut self.link {
                 link.shared = Some(s);

@@ -3,11 +3,15 @@
 //! passed them).
 
 use js_sys::{Array, Function};
-use switchboard_proto::{Command, MAX_NAME_CHARS, validate_name, validate_user_id};
+use switchboard_proto::{Command, validate_name, validate_user_id};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use crate::client::{Tab, with_tab};
 use crate::relay::Identity;
+
+/// Written out rather than formatted: number formatting would add to the bundle.
+const NAME_RULE: &str = "not a valid display name (1 to 100 printable characters)";
 
 /// A page value as text: strings as they are, numbers without a trailing `.0`.
 fn text(v: &JsValue) -> Option<String> {
@@ -27,13 +31,11 @@ fn identity(tab: &mut Tab, id: &JsValue, name: &JsValue, token: &JsValue) -> Opt
     // With a token the server takes id and name from it; without, both must be valid here.
     if token.is_none() {
         if !validate_user_id(&id) {
-            tab.status(format!("not a valid user id: {id}"));
+            tab.status(["not a valid user id: ", &id].concat());
             return None;
         }
         if !validate_name(&name) {
-            tab.status(format!(
-                "not a valid display name (1 to {MAX_NAME_CHARS} printable characters)"
-            ));
+            tab.status(NAME_RULE);
             return None;
         }
     }
@@ -66,6 +68,26 @@ pub fn sv_login(id: JsValue, name: JsValue, token: JsValue) {
         if let Some(identity) = identity(t, &id, &name, &token) {
             t.login(identity);
         }
+    });
+}
+
+/// Optional: `f()` returns a fresh token (or a promise of one). The client asks it shortly
+/// before the current token expires, and when the server refused an expired one, and logs in
+/// again with the answer without the page noticing.
+#[wasm_bindgen]
+pub fn sv_settokenprovider(f: JsValue) {
+    let f = f.dyn_into::<Function>().ok();
+    with_tab(|t| t.provider = f);
+}
+
+/// Optional page settings. `escapeNames` (true/false): names and texts reach the `my_on*`
+/// callbacks HTML-escaped, for pages that write them with `innerHTML`.
+#[wasm_bindgen]
+pub fn sv_setoption(name: JsValue, value: JsValue) {
+    let name = text(&name).unwrap_or_default();
+    with_tab(|t| match name.as_str() {
+        "escapeNames" => t.escape_names = value.is_truthy(),
+        _ => t.status(["unknown option: ", &name].concat()),
     });
 }
 
@@ -119,9 +141,12 @@ pub fn sv_watch(ids: JsValue) {
             .map(|s| s.trim().to_owned())
             .collect()
     };
-    let mut users: Vec<String> = list.into_iter().filter(|s| !s.is_empty()).collect();
-    users.sort();
-    users.dedup();
+    let mut users: Vec<String> = vec![];
+    for user in list {
+        if !user.is_empty() && !users.contains(&user) {
+            users.push(user);
+        }
+    }
     with_tab(|t| t.set_watch(users));
 }
 
@@ -202,5 +227,14 @@ mod tests {
         assert_eq!(text(&JsValue::from_f64(17.0)).as_deref(), Some("17"));
         assert_eq!(text(&JsValue::from_str(" ann ")).as_deref(), Some("ann"));
         assert_eq!(text(&JsValue::UNDEFINED), None);
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod native {
+    #[test]
+    fn the_name_rule_states_the_limit() {
+        let limit = switchboard_proto::MAX_NAME_CHARS.to_string();
+        assert!(super::NAME_RULE.contains(&[" ", &limit, " "].concat()));
     }
 }

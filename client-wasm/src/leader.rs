@@ -1,15 +1,20 @@
 //! The leading tab's side: the one WebSocket of the browser, its session, reconnection with
 //! backoff and resume, and the relay of every server event to the other tabs.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use gloo_timers::callback::Timeout;
-use switchboard_proto::{Auth, Command, Event, PROTOCOL_VERSION, Resume, ServerFrame, close};
+use switchboard_proto::{
+    Auth, Command, ErrorCode, Event, PROTOCOL_VERSION, Resume, ServerFrame, close,
+};
 
 use crate::backoff::Backoff;
 use crate::client::{BEAT_MS, Tab, now, with_tab};
-use crate::relay::{Intent, Relay, SessionRef, TabId};
+use crate::relay::{Identity, Intent, Relay, SessionRef, TabId};
+use crate::small_map::SmallMap;
 use crate::socket::{Socket, SocketEvent};
+use crate::token;
+use crate::{json, wire};
 
 /// Commands kept while the socket is down; more than this and the page is told.
 const OUTBOX_MAX: usize = 32;
@@ -30,15 +35,20 @@ pub struct Leader {
     call_ids: VecDeque<u32>,
     /// Commands as JSON text, and whether each is a `call`.
     outbox: VecDeque<(String, bool)>,
-    /// A login was sent on this session and not undone.
-    login_sent: bool,
+    /// The id of the login command awaiting its answer.
+    login_id: Option<u32>,
+    /// The identity last sent in a login the server accepted (or is considering).
+    sent: Option<Identity>,
+    /// An identity the server refused: not sent again until the page or the provider gives
+    /// another (a refused token would otherwise be retried on every reconnection).
+    refused: Option<Identity>,
+    /// Asks for a fresh token shortly before the current one expires.
+    renew: Option<Timeout>,
     /// The user this session is logged in as, by the server's word.
     logged_in_as: Option<String>,
-    /// Logged out from another place: no reconnecting until the page logs in again.
-    parked: bool,
     /// The connection was lost and the page was told so.
     lost: bool,
-    pub watches: BTreeMap<TabId, Vec<String>>,
+    pub watches: SmallMap<TabId, Vec<String>>,
     sent_watch: Option<Vec<String>>,
     last_beat: f64,
 }
@@ -87,7 +97,7 @@ impl Tab {
         let Some(leader) = link.leader.as_mut() else {
             return;
         };
-        if leader.parked || leader.socket.is_some() {
+        if leader.socket.is_some() {
             return;
         }
         leader.retry = None;
@@ -121,11 +131,11 @@ impl Tab {
                         last_seq: s.last_seq,
                     }),
                 };
-                let text = serde_json::to_string(&hello).unwrap_or_default();
+                let text = wire::command_json(&hello);
                 self.write(None, &text);
             }
             SocketEvent::Text(text) => {
-                if let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) {
+                if let Some(frame) = json::parse(&text).and_then(|v| wire::frame(&v)) {
                     self.on_frame(frame, text);
                 }
             }
@@ -138,20 +148,14 @@ impl Tab {
         let Some(leader) = self.leader() else { return };
         leader.socket = None;
         leader.ready = false;
-        match code {
-            // Another tab resumed this session. Without locks it won the leadership; with
-            // them this tab holds the lock, so the other one is a thawed former leader about
-            // to learn it lost: take the session back.
-            close::REPLACED if !locks => {
-                self.step_down(false);
-                return;
-            }
-            close::ELSEWHERE => {
-                leader.parked = true;
-                leader.login_sent = false;
-                return;
-            }
-            _ => {}
+        // Its answer, if any, comes with the session's replay or not at all.
+        leader.login_id = None;
+        // Another tab resumed this session. Without locks it won the leadership; with them
+        // this tab holds the lock, so the other one is a thawed former leader about to learn
+        // it lost: take the session back.
+        if code == close::REPLACED && !locks {
+            self.step_down(false);
+            return;
         }
         if !std::mem::replace(&mut leader.lost, true) {
             self.announce("connection to the server lost; reconnecting");
@@ -179,21 +183,70 @@ impl Tab {
             re_call,
         });
         self.deliver(&session.key, &frame, re_call);
+        let answers_login =
+            frame.re.is_some() && self.leader().is_some_and(|l| l.login_id == frame.re);
         match frame.ev {
             Event::LoggedIn { user } => {
                 if let Some(leader) = self.leader() {
                     leader.logged_in_as = Some(user.id);
+                    if answers_login {
+                        leader.login_id = None;
+                    }
                 }
+                self.schedule_renewal();
                 self.send_watch(true);
             }
             Event::LoggedOut { .. } => {
                 if let Some(leader) = self.leader() {
-                    leader.login_sent = false;
+                    leader.sent = None;
                     leader.logged_in_as = None;
                 }
             }
+            Event::Error { code, .. } if answers_login => self.login_refused(code),
             _ => {}
         }
+    }
+
+    /// The server refused the login: that identity is not sent again; an expired token is
+    /// replaced through the provider when the page gave one.
+    fn login_refused(&mut self, code: ErrorCode) {
+        let Some(leader) = self.leader() else { return };
+        leader.login_id = None;
+        leader.refused = leader.sent.take();
+        if matches!(code, ErrorCode::TokenExpired | ErrorCode::BadToken) {
+            self.renew_token(true);
+        }
+    }
+
+    /// Gets a fresh token: from this tab's provider, or from another tab's.
+    fn renew_token(&mut self, refused: bool) {
+        if self.provider.is_some() {
+            self.ask_provider();
+            return;
+        }
+        self.post(&Relay::NeedToken);
+        if refused {
+            self.announce("your session has expired: log in again to go online");
+        }
+    }
+
+    /// Sets the timer that renews the token in use before it expires.
+    fn schedule_renewal(&mut self) {
+        let t = now();
+        let Some(leader) = self.leader() else { return };
+        let Some(exp) = leader.sent.as_ref().and_then(Identity::expires_ms) else {
+            leader.renew = None;
+            return;
+        };
+        let wait = (token::renew_at(exp, t) - t) as u32;
+        leader.renew = Some(Timeout::new(wait, || {
+            with_tab(|t| {
+                if let Some(leader) = t.leader() {
+                    leader.renew = None;
+                }
+                t.renew_token(false);
+            });
+        }));
     }
 
     fn on_welcome(&mut self, key: &str, resumed: bool, seq: u64) {
@@ -214,7 +267,7 @@ impl Tab {
             // A resumed session is still logged in as before.
             leader.logged_in_as = leader.logged_in_as.take().or(user);
         } else {
-            leader.login_sent = false;
+            leader.sent = None;
             leader.logged_in_as = None;
             leader.sent_watch = None;
         }
@@ -237,10 +290,7 @@ impl Tab {
 
     /// Writes a `ClientFrame` around a command's JSON text.
     fn write(&mut self, id: Option<u32>, cmd: &str) -> bool {
-        let text = match id {
-            Some(id) => format!("{{\"id\":{id},\"cmd\":{cmd}}}"),
-            None => format!("{{\"cmd\":{cmd}}}"),
-        };
+        let text = wire::client_frame(id, cmd);
         self.leader()
             .and_then(|l| l.socket.as_ref())
             .is_some_and(|s| s.send(&text))
@@ -248,14 +298,19 @@ impl Tab {
 
     /// Sends a command now, or keeps it until the connection is back.
     pub fn leader_send(&mut self, cmd: String, call: bool) {
-        let Some(leader) = self.leader() else { return };
+        self.leader_send_numbered(cmd, call);
+    }
+
+    /// Sends a command now (and returns its id), or keeps it until the connection is back.
+    fn leader_send_numbered(&mut self, cmd: String, call: bool) -> Option<u32> {
+        let leader = self.leader()?;
         if !leader.ready {
             if leader.outbox.len() >= OUTBOX_MAX {
                 self.status("not connected; command dropped");
             } else {
                 leader.outbox.push_back((cmd, call));
             }
-            return;
+            return None;
         }
         leader.next_id = leader.next_id.wrapping_add(1);
         let id = leader.next_id;
@@ -265,61 +320,82 @@ impl Tab {
             }
             leader.call_ids.push_back(id);
         }
-        self.write(Some(id), &cmd);
+        self.write(Some(id), &cmd).then_some(id)
     }
 
     fn send_command(&mut self, cmd: &Command) {
-        let text = serde_json::to_string(cmd).unwrap_or_default();
+        let text = wire::command_json(cmd);
         self.leader_send(text, false);
     }
 
+    /// Logs in the page's user unless the session already is, with these credentials.
     fn maybe_login(&mut self) {
         let Some(identity) = self.intent.identity.clone() else {
             return;
         };
         let online = self.intent.online;
         let Some(leader) = self.leader() else { return };
-        let already = leader.logged_in_as.as_ref() == Some(&identity.id);
-        if !online || !leader.ready || leader.login_sent || already {
+        if !online || !leader.ready || leader.login_id.is_some() {
             return;
         }
-        leader.login_sent = true;
-        let auth = match identity.token {
+        if leader.refused.as_ref() == Some(&identity) {
+            return;
+        }
+        if leader.logged_in_as.as_deref() == Some(identity.user().as_str()) {
+            match &leader.sent {
+                Some(sent) if *sent == identity => return,
+                // A tab that took over a logged-in session: the credentials are the ones the
+                // previous leader sent; logging in again would gain nothing.
+                None => {
+                    leader.sent = Some(identity);
+                    self.schedule_renewal();
+                    return;
+                }
+                // A fresh token or a new name: log in again (the server keeps the user online).
+                Some(_) => {}
+            }
+        }
+        let auth = match identity.token.clone() {
             Some(token) => Auth::Token(token),
             None => Auth::Demo {
-                id: identity.id,
-                name: identity.name,
+                id: identity.id.clone(),
+                name: identity.name.clone(),
             },
         };
-        self.send_command(&Command::Login { auth });
+        let text = wire::command_json(&Command::Login { auth });
+        let id = self.leader_send_numbered(text, false);
+        if let Some(leader) = self.leader() {
+            leader.login_id = id;
+            leader.sent = Some(identity);
+        }
     }
 
     /// A login intent reached the leader. `act`: `sv_login`/`sv_logoff` (do it now);
-    /// otherwise `sv_setuserinfo` (use it if nobody is named yet).
+    /// otherwise a tab's `sv_setuserinfo` or a provider's token, taken if it renews ours.
     pub fn apply_intent(&mut self, intent: Intent, act: bool) {
         if !act {
-            if self.intent.identity.is_none() {
-                self.intent = intent;
-                self.maybe_login();
+            if let (Some(mine), Some(theirs)) = (&self.intent.identity, intent.identity)
+                && theirs.renews(mine)
+            {
+                self.intent.identity = Some(theirs);
             }
+            // Also this tab's own new token, which is in its intent already.
+            self.maybe_login();
+            self.beat();
             return;
         }
-        let switching =
-            self.intent.identity.as_ref().map(|i| &i.id) != intent.identity.as_ref().map(|i| &i.id);
         self.intent = intent;
         let online = self.intent.online;
         let Some(leader) = self.leader() else { return };
         let logged_in = leader.logged_in_as.is_some();
         if online {
-            if switching {
-                leader.login_sent = false;
-            }
-            if std::mem::take(&mut leader.parked) {
-                self.connect();
-            }
+            // The page asked again: whatever was refused before may be tried again.
+            leader.refused = None;
             self.maybe_login();
-        } else if logged_in || leader.login_sent {
-            leader.login_sent = false;
+        } else if logged_in || leader.login_id.is_some() {
+            leader.login_id = None;
+            leader.sent = None;
+            leader.renew = None;
             self.send_command(&Command::Logout);
         }
         self.beat();
@@ -337,7 +413,7 @@ impl Tab {
                     .tracker
                     .snapshot()
                     .iter()
-                    .filter_map(|e| serde_json::to_string(e).ok())
+                    .map(wire::event_json)
                     .collect(),
             };
             self.post(&msg);
@@ -365,9 +441,17 @@ impl Tab {
     fn send_watch(&mut self, force: bool) {
         let Some(leader) = self.leader() else { return };
         let logged_in = leader.logged_in_as.is_some();
-        let all: BTreeSet<&String> = leader.watches.values().flatten().collect();
-        let users: Vec<String> = all.into_iter().cloned().collect();
-        if !logged_in || (!force && leader.sent_watch.as_ref() == Some(&users)) {
+        let mut users: Vec<String> = vec![];
+        for user in leader.watches.values().flatten() {
+            if !users.contains(user) {
+                users.push(user.clone());
+            }
+        }
+        // The server keeps a set: the same users in another order are no change.
+        let same = leader.sent_watch.as_ref().is_some_and(|sent| {
+            sent.len() == users.len() && users.iter().all(|u| sent.contains(u))
+        });
+        if !logged_in || (!force && same) {
             return;
         }
         if users.is_empty() && leader.sent_watch.is_none() {

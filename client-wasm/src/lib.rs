@@ -7,8 +7,12 @@
 pub mod address;
 pub mod backoff;
 pub mod callbacks;
+pub mod json;
 pub mod relay;
+pub mod small_map;
+pub mod token;
 pub mod tracker;
+pub mod wire;
 
 mod channel;
 mod client;

@@ -6,7 +6,7 @@
 use js_sys::{Array, Function, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::callbacks::{Arg, Callback};
+use crate::callbacks::{Arg, Callback, escape_html};
 
 /// Functions a module user registered to hear every callback as `(name, args)`.
 #[derive(Default)]
@@ -31,23 +31,28 @@ impl Sinks {
     }
 }
 
-/// Fires one callback on the page and on each sink.
-pub fn fire(cb: &Callback, sinks: &[Function]) {
-    let args: Array = cb
-        .args()
+fn js_args(cb: &Callback, escape: bool) -> Array {
+    cb.args()
         .into_iter()
         .map(|a| match a {
             Arg::Bool(b) => JsValue::from_bool(b),
-            Arg::Text(t) => JsValue::from_str(t),
+            Arg::Text(t) if escape => JsValue::from_str(&escape_html(t)),
+            Arg::Text(t) | Arg::Link(t) => JsValue::from_str(t),
         })
-        .collect();
+        .collect()
+}
+
+/// Fires one callback on the page and on each sink. `escape`: the page's `my_on*` functions
+/// get names and texts HTML-escaped (the sinks of the ES module always get them as they are).
+pub fn fire(cb: &Callback, sinks: &[Function], escape: bool) {
     let global = js_sys::global();
     if let Ok(f) = Reflect::get(&global, &JsValue::from_str(cb.name()))
         && let Some(f) = f.dyn_ref::<Function>()
-        && let Err(e) = f.apply(&global, &args)
+        && let Err(e) = f.apply(&global, &js_args(cb, escape))
     {
         report(cb.name(), &e);
     }
+    let args = js_args(cb, false);
     for sink in sinks {
         let call = Array::of2(&JsValue::from_str(cb.name()), &args);
         if let Err(e) = sink.apply(&JsValue::NULL, &call) {
@@ -58,7 +63,7 @@ pub fn fire(cb: &Callback, sinks: &[Function]) {
 
 fn report(name: &str, error: &JsValue) {
     web_sys::console::error_2(
-        &JsValue::from_str(&format!("switchboard: {name} threw")),
+        &JsValue::from_str(&["switchboard: ", name, " threw"].concat()),
         error,
     );
 }
@@ -83,9 +88,10 @@ mod tests {
                 link: "https://j/1".into(),
             },
             &[],
+            false,
         );
-        fire(&Callback::StatusChange(true), &[]);
-        fire(&Callback::MakeCall(true), &[]);
+        fire(&Callback::StatusChange(true), &[], false);
+        fire(&Callback::MakeCall(true), &[], false);
         assert_eq!(
             eval("JSON.stringify(__seen)").as_string().unwrap(),
             r#"[["<b>Bob</b>","https://j/1"]]"#
@@ -96,7 +102,7 @@ mod tests {
     fn sinks_hear_name_and_args() {
         eval("window.__sunk = [];");
         let f: Function = eval("(n, a) => __sunk.push([n, ...a])").unchecked_into();
-        fire(&Callback::MasterStatus(false), &[f]);
+        fire(&Callback::MasterStatus(false), &[f], true);
         assert_eq!(
             eval("JSON.stringify(__sunk)").as_string().unwrap(),
             r#"[["my_masterstatuschanged",false]]"#

@@ -2,13 +2,12 @@
 //! election (Web Locks, or claims over the channel without them), the watchdog that replaces
 //! a frozen leader, and the page lifecycle.
 
-use switchboard_proto::ServerFrame;
-
-use crate::client::{Link, Tab, now};
+use crate::client::{Link, Tab, Unacked, now};
 use crate::election::{LockElection, Vote};
 use crate::leader::Leader;
 use crate::lifecycle::{self, PageChange};
 use crate::relay::{Intent, Relay, SessionRef, TabId};
+use crate::{json, wire};
 
 /// A visible follower that heard nothing for this long pings the leader. A leader hidden for
 /// long has its timers throttled (beats may come a minute apart), but it still answers a ping
@@ -83,7 +82,7 @@ impl Tab {
                 re_call,
             } => {
                 self.heard();
-                if let Ok(frame) = serde_json::from_str::<ServerFrame>(&frame) {
+                if let Some(frame) = json::parse(&frame).and_then(|v| wire::frame(&v)) {
                     self.deliver(&session, &frame, re_call);
                 }
             }
@@ -164,12 +163,17 @@ impl Tab {
             }
             Relay::Ack { tab, n } => {
                 if tab == self.id {
-                    self.unacked.retain(|c| c.0 != n);
+                    self.unacked.retain(|c| c.n != n);
                 }
             }
             Relay::Watch { tab, users } => self.leader_watch(tab, users),
             Relay::Bye { tab } => self.leader_bye(tab),
             Relay::Ping { .. } => self.beat(),
+            Relay::NeedToken => {
+                if !self.leads() {
+                    self.ask_provider();
+                }
+            }
         }
     }
 
@@ -185,8 +189,11 @@ impl Tab {
             link.shared = Some(s);
         }
         self.intent.online = intent.online;
-        if self.intent.identity.is_none() {
-            self.intent.identity = intent.identity;
+        // Keep the freshest token of this user, in case this tab comes to lead.
+        if let (Some(mine), Some(theirs)) = (&self.intent.identity, intent.identity)
+            && theirs.renews(mine)
+        {
+            self.intent.identity = Some(theirs);
         }
     }
 
@@ -343,30 +350,30 @@ impl Tab {
         }
         self.connect();
         // Commands this tab gave the previous leader, which never took them.
-        for (_, cmd, call, _) in self.fresh_unacked() {
-            self.leader_send(cmd, call);
+        for c in self.fresh_unacked() {
+            self.leader_send(c.cmd, c.call);
         }
     }
 
     /// Unacknowledged commands young enough to still mean what the user meant.
-    fn fresh_unacked(&mut self) -> Vec<(u32, String, bool, f64)> {
+    fn fresh_unacked(&mut self) -> Vec<Unacked> {
         let t = now();
         std::mem::take(&mut self.unacked)
             .into_iter()
-            .filter(|c| t - c.3 < UNACKED_FOR_MS)
+            .filter(|c| t - c.at < UNACKED_FOR_MS)
             .collect()
     }
 
     /// Gives a new leader the commands the previous one never took.
     fn resend_unacked(&mut self) {
-        for (n, cmd, call, at) in self.fresh_unacked() {
-            self.unacked.push((n, cmd.clone(), call, at));
+        for c in self.fresh_unacked() {
             self.post(&Relay::Command {
                 tab: self.id,
-                n,
-                cmd,
-                call,
+                n: c.n,
+                cmd: c.cmd.clone(),
+                call: c.call,
             });
+            self.unacked.push(c);
         }
     }
 

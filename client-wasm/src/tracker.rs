@@ -3,11 +3,12 @@
 //! Pure: no browser types, so the 2010 contract is tested natively. Every tab runs its own
 //! tracker over the same event stream, so all tabs agree without asking each other.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use switchboard_proto::{CallId, CallState, CallView, Command, Event, LogoutReason, Role, UserRef};
 
 use crate::callbacks::Callback;
+use crate::small_map::SmallMap;
 
 /// How many finished calls are remembered, so a late repeat of their last state is ignored.
 const DONE_MEMORY: usize = 32;
@@ -17,12 +18,12 @@ pub struct Tracker {
     /// The user this browser is logged in as, if any.
     user: Option<UserRef>,
     /// Calls still ringing or answered, as last seen.
-    calls: BTreeMap<CallId, CallView>,
+    calls: SmallMap<CallId, CallView>,
     done: VecDeque<CallId>,
     /// The page shows "rejected" information that a new call should clear.
     shown_rejected: bool,
     /// Last known presence of watched users: (display name, online).
-    presence: BTreeMap<String, (Option<String>, bool)>,
+    presence: SmallMap<String, (Option<String>, bool)>,
 }
 
 impl Tracker {
@@ -258,7 +259,9 @@ fn callee_callbacks(view: &CallView, prev: Option<CallState>) -> Vec<Callback> {
         }],
         // This browser answered: the page already knows, it only gets a status line.
         CallState::Answered if !view.elsewhere => {
-            vec![Callback::status(format!("call with {name} answered"))]
+            vec![Callback::status(
+                ["call with ", &name, " answered"].concat(),
+            )]
         }
         CallState::Answered => vec![Callback::ClearIncoming],
         CallState::Missed => {
@@ -290,11 +293,9 @@ fn reason_text(view: &CallView) -> String {
     view.reason.clone().unwrap_or_else(|| {
         let name = &view.peer.name;
         match view.state {
-            CallState::Missed => format!("{name} did not answer"),
-            CallState::Cancelled => format!("call to {name} cancelled"),
-            CallState::Failed => format!("call with {name} failed"),
-            CallState::Ended => format!("call with {name} ended"),
-            other => format!("call with {name} {}", other.as_str()),
+            CallState::Missed => [name, " did not answer"].concat(),
+            CallState::Cancelled => ["call to ", name, " cancelled"].concat(),
+            other => ["call with ", name, " ", other.as_str()].concat(),
         }
     })
 }

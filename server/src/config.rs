@@ -851,7 +851,10 @@ mod tests {
             "{refused}"
         );
         assert!(Config::from_settings(open(true, None)).is_ok());
-        assert!(Config::from_settings(open(false, Some("a secret of at least thirty-two bytes"))).is_ok());
+        assert!(
+            Config::from_settings(open(false, Some("a secret of at least thirty-two bytes")))
+                .is_ok()
+        );
         figment::Jail::expect_with(|jail| {
             jail.set_env("SWITCHBOARD_TRUSTED_PROXIES", "10.0.0.1, 10.0.0.2");
             let cli = Cli {

@@ -39,9 +39,7 @@ pub struct AppState {
 
 /// The public routes; `/metrics` among them unless it is served on a listener of its own.
 pub fn router(state: AppState, www: &std::path::Path, with_metrics: bool) -> Router {
-    let client = Router::new()
-        .nest_service("/client", ServeDir::new(www.join("client")))
-        .layer(CorsLayer::permissive().allow_credentials(false));
+    let client = crate::assets::routes(www).layer(CorsLayer::permissive().allow_credentials(false));
     let routes = Router::new().route("/healthz", get(healthz));
     let routes = if with_metrics {
         routes.route("/metrics", get(metrics))

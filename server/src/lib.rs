@@ -4,6 +4,7 @@
 //! port 0 in-process; the `switchboard` binary only parses flags and calls it.
 
 pub mod admission;
+pub mod assets;
 pub mod calls;
 pub mod config;
 pub mod connection;

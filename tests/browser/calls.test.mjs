@@ -63,6 +63,9 @@ test('A cancels: B\'s incoming call is cleared', async () => {
   const b = await user({ id: 'bob3', name: 'Bob' });
   await a.page.evaluate(() => sv_makecall('bob3'));
   await waitCall(b.page, 'my_onincomingcall');
+  // A's page must know its call rings before it can withdraw it (its event may come later
+  // than B's on a busy machine).
+  await waitCall(a.page, 'my_onmakecall', ([ok]) => ok === true);
   await a.page.evaluate(() => sv_clearoutgoingcall());
   await waitCall(b.page, 'my_clearincoming');
   await sleep(300);

@@ -69,9 +69,10 @@ export async function freePort() {
 
 /**
  * Starts the switchboard binary; resolves once /healthz answers 200. A restart passes the
- * `port` and `dir` of the earlier run (and `keep` so stopping leaves the database).
+ * `port` and `dir` of the earlier run (and `keep` so stopping leaves the database); `env` sets
+ * settings that have no flag.
  */
-export async function startServer(extraArgs = [], { port: wantPort, dir: wantDir, keep = false } = {}) {
+export async function startServer(extraArgs = [], { port: wantPort, dir: wantDir, keep = false, env = {} } = {}) {
   assert.ok(existsSync(binary), `${binary} is missing: run cargo build -p switchboard`);
   const dir = wantDir ?? mkdtempSync(path.join(tmpdir(), 'switchboard-e2e-'));
   const port = wantPort ?? await freePort();
@@ -81,7 +82,7 @@ export async function startServer(extraArgs = [], { port: wantPort, dir: wantDir
   ];
   const proc = spawn(binary, args, {
     cwd: root,
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';

@@ -9,6 +9,11 @@ export interface ConnectOptions {
   name?: string;
   /** A token the site's backend signed (HS256 JWT). */
   token?: string;
+  /**
+   * Returns a fresh token (or a promise of one): asked shortly before the current token
+   * expires, and after the server refused an expired one.
+   */
+  tokenProvider?: () => string | Promise<string>;
   /** Users whose presence to follow (`presence` events). */
   watch?: string[];
 }

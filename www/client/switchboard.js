@@ -11,12 +11,18 @@
   var NAMES = [
     'sv_setserveraddress', 'sv_setuserinfo', 'sv_setomlink', 'sv_login', 'sv_logoff',
     'sv_makecall', 'sv_answercall', 'sv_rejectcall', 'sv_clearoutgoingcall',
-    'sv_clearincomingcall', 'sv_hangup', 'sv_watch', 'sv_ismaster'
+    'sv_clearincomingcall', 'sv_hangup', 'sv_watch', 'sv_ismaster', 'sv_settokenprovider',
+    'sv_setoption'
   ];
   var script = document.currentScript;
   // The folder this file was loaded from: the client's files sit beside it.
   var base = new URL('.', (script && script.src) || location.href).href;
   var queue = [];
+  // <script data-escape-names ...>: the page writes names with innerHTML.
+  var escape = script && script.getAttribute('data-escape-names');
+  if (escape !== null && escape !== undefined && escape !== 'false') {
+    queue.push(['sv_setoption', ['escapeNames', true]]);
+  }
 
   NAMES.forEach(function (name) {
     window[name] = function () {
@@ -35,9 +41,11 @@
     }
   }
 
+  // The wasm download starts now, beside the glue's, and compiles as it streams in.
+  var wasm = fetch(base + 'pkg/switchboard_client_bg.wasm');
   var ready = import(base + 'pkg/switchboard_client.js')
     .then(function (mod) {
-      return mod.default({ module_or_path: base + 'pkg/switchboard_client_bg.wasm' })
+      return mod.default({ module_or_path: wasm })
         .then(function () { return mod; });
     })
     .then(function (mod) {

@@ -32,10 +32,12 @@ const here = new URL('.', import.meta.url);
 
 /**
  * Starts the client (once per page) and returns a handle.
- * @param {{server?: string, user?: string, name?: string, token?: string, watch?: string[]}} options
+ * @param {{server?: string, user?: string, name?: string, token?: string, watch?: string[],
+ *          tokenProvider?: () => string | Promise<string>}} options
  */
 export async function connect(options = {}) {
   await init({ module_or_path: new URL('pkg/switchboard_client_bg.wasm', here) });
+  if (options.tokenProvider) core.sv_settokenprovider(options.tokenProvider);
   const target = new EventTarget();
   const sink = core.add_event_sink((callback, args) => {
     const spec = EVENTS[callback];

@@ -7,6 +7,7 @@
 mod client;
 mod shell;
 mod suite;
+mod wasm_sizes;
 
 use std::process::ExitCode;
 
