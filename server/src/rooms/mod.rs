@@ -2,18 +2,22 @@
 //! trait and the providers behind it.
 
 mod builtin;
+mod jitsi;
 mod openmeetings;
 mod template;
+mod turn;
 
 use async_trait::async_trait;
 use switchboard_proto::{CallId, Role, UserRef};
 
 pub use builtin::{BuiltinRoom, SignalOutcome};
+pub use jitsi::JitsiTokens;
 pub use openmeetings::{
     AfterCall, OpenMeetings, OpenMeetingsConfig, RoomType, SetupError as OpenMeetingsSetupError,
     UnknownValue,
 };
 pub use template::UrlTemplate;
+pub use turn::{IceConfig, IcePolicy, TurnRelay, is_turn as turn_url_kind};
 
 /// The call a room is for, as a provider sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
