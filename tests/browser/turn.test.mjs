@@ -1,6 +1,7 @@
 // The built-in room through a real TURN relay (coturn with a shared secret): media that may
-// only use the relay connects and says so, survives a relay restart, and a relay that refuses
-// or is not there is named on the page within a bounded time.
+// only use the relay connects and says so, survives a relay restart, is given up with a retry
+// button when the relay stays down, and a relay that refuses or is not there is named on the
+// page within a bounded time.
 //
 // Needs `cargo build -p switchboard` and coturn's `turnserver` (apt-get install coturn); run
 // with `node --test turn.test.mjs` in this folder.
@@ -26,6 +27,8 @@ const MEDIA_ARGS = [
 /** How long a page may take to say the relay failed: its own limit (20 s from both pages being
  * present), plus starting the camera and the signalling. */
 const FAILURE_SAID_WITHIN_MS = 30_000;
+/** How long a page may take to give a lost connection up: its own limit (30 s) and slack. */
+const RECOVERY_SAID_WITHIN_MS = 45_000;
 
 let browser;
 let turnPort;
@@ -215,7 +218,7 @@ after(async () => {
   await turn?.stop();
 });
 
-test('relay-only media connects through coturn, says so, and comes back after a relay restart', { timeout: 240_000 }, async (t) => {
+test('relay-only media connects through coturn, says so, and comes back after a relay restart', { timeout: 300_000 }, async (t) => {
   const server = await startServer(relayOnly(turnPort, turnSecret));
   t.after(() => server.stop());
   const { rooms, html, close } = await call(server.base, { id: 'ann', name: 'Ann' }, { id: 'bob', name: 'Bob' });
@@ -249,6 +252,22 @@ test('relay-only media connects through coturn, says so, and comes back after a 
     for (const page of rooms) {
       await waitText(page, 'status', /^Connected with /);
       await waitText(page, 'link', /^Connected through a relay$/);
+    }
+  });
+
+  await t.test('a relay that stays down: the pages say the connection was lost and "Try again" brings it back', async () => {
+    await turn.stop();
+    const stopped = Date.now();
+    await Promise.all(rooms.map((page) => waitText(page, 'status', /^The connection to .* was lost\.$/, RECOVERY_SAID_WITHIN_MS)));
+    assert.ok(Date.now() - stopped < RECOVERY_SAID_WITHIN_MS);
+    for (const page of rooms) assert.ok(await page.locator('#retry').isVisible(), 'a retry button is offered');
+    turn = await startTurn(turnPort, turnSecret);
+    // The callee's button: it cannot offer, so it asks the caller to, through the server.
+    await rooms[1].click('#retry');
+    await Promise.all(rooms.map((page) => waitMedia(page)));
+    for (const page of rooms) {
+      await waitText(page, 'status', /^Connected with /);
+      assert.ok(!(await page.locator('#retry').isVisible()));
     }
   });
 });
