@@ -11,5 +11,6 @@ mod http;
 mod openmeetings;
 mod presence;
 mod resume;
+mod rooms;
 mod security;
 mod store;

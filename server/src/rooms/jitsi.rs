@@ -15,7 +15,8 @@ pub struct JitsiTokens {
     pub app_id: String,
     /// The `sub` claim: the Jitsi domain (or tenant) the rooms live on.
     pub sub: String,
-    /// How long after the call is answered it may last: no token outlives the call.
+    /// How long after the call is answered it may last: bounds a token whose call's end is not
+    /// known yet.
     pub call_lifetime: Duration,
 }
 
@@ -35,6 +36,8 @@ pub struct Entrant<'a> {
     pub room: &'a str,
     pub user_id: &'a str,
     pub name: &'a str,
+    /// When the call will be ended at the latest: the token expires then.
+    pub call_ends_at: Option<SystemTime>,
 }
 
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -64,18 +67,19 @@ pub struct ContextUser {
 }
 
 impl JitsiTokens {
-    /// A token for `who`, valid from `now` until the call's latest end: a participant only
-    /// follows a link once the call is answered (following it is how the callee answers), so
-    /// the call ends no later than `now + call_lifetime`.
+    /// A token for `who`, valid from `now` until the call's latest end (or `call_lifetime`
+    /// from now, when that end is not known).
     pub fn token(&self, who: &Entrant<'_>, now: SystemTime) -> Result<String, String> {
-        let iat = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let iat = secs(now);
+        let exp = secs(who.call_ends_at.unwrap_or(now + self.call_lifetime));
         let claims = Claims {
             aud: "jitsi".into(),
             iss: self.app_id.clone(),
             sub: self.sub.clone(),
             room: who.room.into(),
             iat,
-            exp: iat + self.call_lifetime.as_secs(),
+            exp,
             moderator: true,
             context: Context {
                 user: ContextUser {
@@ -109,16 +113,14 @@ mod tests {
             call_lifetime: Duration::from_secs(4 * 3600),
         };
         let now = SystemTime::now();
-        let token = tokens
-            .token(
-                &Entrant {
-                    room: "switchboard-c1",
-                    user_id: "ann",
-                    name: "Ann <O'Neil>",
-                },
-                now,
-            )
-            .unwrap();
+        let ends = now + Duration::from_secs(3 * 3600 + 17);
+        let ann = Entrant {
+            room: "switchboard-c1",
+            user_id: "ann",
+            name: "Ann <O'Neil>",
+            call_ends_at: Some(ends),
+        };
+        let token = tokens.token(&ann, now).unwrap();
 
         let mut validation = Validation::default();
         validation.set_audience(&["jitsi"]);
@@ -131,6 +133,7 @@ mod tests {
         .unwrap()
         .claims;
         let iat = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let exp = ends.duration_since(UNIX_EPOCH).unwrap().as_secs();
         assert_eq!(
             claims,
             Claims {
@@ -139,7 +142,7 @@ mod tests {
                 sub: "meet.example.org".into(),
                 room: "switchboard-c1".into(),
                 iat,
-                exp: iat + 4 * 3600,
+                exp,
                 moderator: true,
                 context: Context {
                     user: ContextUser {
@@ -158,5 +161,19 @@ mod tests {
             )
             .is_err()
         );
+
+        // A call not answered yet has no end: the token lasts what a call may.
+        let unknown = Entrant {
+            call_ends_at: None,
+            ..ann
+        };
+        let claims = decode::<Claims>(
+            &tokens.token(&unknown, now).unwrap(),
+            &DecodingKey::from_secret(b"jitsi-app-secret"),
+            &validation,
+        )
+        .unwrap()
+        .claims;
+        assert_eq!(claims.exp, iat + 4 * 3600);
     }
 }

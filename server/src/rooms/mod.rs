@@ -43,6 +43,9 @@ pub struct Joiner {
     pub role: Role,
     /// The secret link token that was followed, for providers that serve their own page.
     pub token: String,
+    /// When the call will be ended at the latest (answered + `max_call_duration`); `None`
+    /// while it rings. Entry tickets that outlive the call would let a leaked link back in.
+    pub ends_at: Option<std::time::SystemTime>,
 }
 
 impl Joiner {

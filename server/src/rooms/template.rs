@@ -52,6 +52,7 @@ impl UrlTemplate {
                     room: &room,
                     user_id: &user.id,
                     name: &user.name,
+                    call_ends_at: joiner.ends_at,
                 },
                 now,
             )
@@ -103,6 +104,7 @@ mod tests {
             },
             role: Role::Caller,
             token: "t".into(),
+            ends_at: None,
         }
     }
 
@@ -147,7 +149,12 @@ mod tests {
     async fn a_signed_room_carries_the_participants_token() {
         let template = UrlTemplate::new("https://meet.example.org/{room}#config.prejoin=false")
             .with_tokens(tokens());
-        let JoinTarget::Redirect(url) = template.join(&joiner()).await.unwrap() else {
+        let ends = std::time::UNIX_EPOCH + std::time::Duration::from_secs(4_000_000_000);
+        let caller = Joiner {
+            ends_at: Some(ends),
+            ..joiner()
+        };
+        let JoinTarget::Redirect(url) = template.join(&caller).await.unwrap() else {
             panic!("a redirect");
         };
         assert!(url.starts_with("https://meet.example.org/switchboard-abc?jwt="));
@@ -156,6 +163,8 @@ mod tests {
         assert_eq!(claims.room, "switchboard-abc");
         assert_eq!(claims.context.user.id, "a");
         assert_eq!(claims.context.user.name, "Ann Lee");
+        // The token expires when the call must end, however late the link is followed.
+        assert_eq!(claims.exp, 4_000_000_000);
 
         let mut callee = joiner();
         callee.role = Role::Callee;

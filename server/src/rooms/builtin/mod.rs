@@ -125,6 +125,7 @@ mod tests {
             room: room(),
             role: Role::Caller,
             token: "t1".into(),
+            ends_at: None,
         };
         let Ok(JoinTarget::Page(html)) = provider.join(&joiner).await else {
             panic!("the built-in room serves a page");

@@ -142,6 +142,7 @@ mod tests {
             },
             role,
             token: "tok_en-1".into(),
+            ends_at: None,
         }
     }
 
