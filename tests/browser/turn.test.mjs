@@ -204,6 +204,17 @@ function selectedPair(page) {
   });
 }
 
+/** The kinds of candidate the other page sent this one. */
+function remoteCandidateTypes(page) {
+  return page.evaluate(async () => {
+    const types = new Set();
+    (await window.switchboardRoom.peerConnection().getStats()).forEach((s) => {
+      if (s.type === 'remote-candidate') types.add(s.candidateType);
+    });
+    return [...types];
+  });
+}
+
 before(async () => {
   const which = spawnSync('turnserver', ['--version']);
   assert.ok(!which.error, 'coturn is missing: apt-get install -y coturn');
@@ -230,6 +241,8 @@ test('relay-only media connects through coturn, says so, and comes back after a 
       await waitText(page, 'status', /^Connected with /);
       await waitText(page, 'link', /^Connected through a relay$/);
       assert.deepEqual(await selectedPair(page), ['relay', 'relay']);
+      // Relay-only: neither page learns an address of the other but the relay's.
+      assert.deepEqual(await remoteCandidateTypes(page), ['relay']);
     }
   });
 
