@@ -11,7 +11,11 @@ use figment::{
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use crate::{admission::AdmissionLimits, rooms::OpenMeetingsConfig, socket::Timing};
+use crate::{
+    admission::AdmissionLimits,
+    rooms::{IceConfig, IcePolicy, JitsiTokens, OpenMeetingsConfig, TurnRelay, UrlTemplate},
+    socket::Timing,
+};
 
 /// Command-line flags. Each also has a config-file key and a `SWITCHBOARD_*` variable of the
 /// same name (`--ring-timeout` ↔ `ring_timeout` ↔ `SWITCHBOARD_RING_TIMEOUT`).
@@ -70,10 +74,43 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room_url_template: Option<String>,
-    /// Comma-separated STUN/TURN URLs for the built-in room.
+    /// Comma-separated STUN/TURN URLs for the built-in room (stun_urls and turn_urls, sorted
+    /// by scheme).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ice_servers: Option<String>,
+    /// Comma-separated STUN URLs for the built-in room, e.g. stun:stun.example.org:3478.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stun_urls: Option<String>,
+    /// Comma-separated TURN URLs, e.g. turn:turn.example.org:3478?transport=udp,turns:turn.example.org:5349?transport=tcp.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_urls: Option<String>,
+    /// The TURN server's shared secret (coturn's static-auth-secret).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_secret: Option<String>,
+    /// How long a room page's TURN credential is valid [default: max_call_duration].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_credential_ttl: Option<String>,
+    /// all, or relay to send all media through TURN and hide participants' addresses.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ice_transport_policy: Option<String>,
+    /// Jitsi's app secret: each room_url_template redirect then carries a signed token.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_jwt_secret: Option<String>,
+    /// Jitsi's app id, the tokens' `iss`.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_jwt_app_id: Option<String>,
+    /// The tokens' `sub` [default: the host of room_url_template].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_jwt_sub: Option<String>,
     /// OpenMeetings base URL, e.g. https://om.example.org/openmeetings.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,8 +164,24 @@ pub struct Settings {
     #[serde(with = "humantime_serde")]
     pub max_call_duration: Duration,
     pub room_url_template: Option<String>,
+    /// The older name for stun_urls and turn_urls together, still accepted.
     #[serde(deserialize_with = "comma_list")]
     pub ice_servers: Vec<String>,
+    #[serde(deserialize_with = "comma_list")]
+    pub stun_urls: Vec<String>,
+    #[serde(deserialize_with = "comma_list")]
+    pub turn_urls: Vec<String>,
+    /// Signs the built-in room's short-lived TURN credentials; never sent to a browser.
+    pub turn_secret: Option<String>,
+    /// Unset: max_call_duration, so a page's credential lasts as long as its call may.
+    #[serde(with = "humantime_serde")]
+    pub turn_credential_ttl: Option<Duration>,
+    pub ice_transport_policy: Option<String>,
+    /// Signs the per-participant tokens a Jitsi deployment with token authentication needs.
+    pub room_jwt_secret: Option<String>,
+    pub room_jwt_app_id: Option<String>,
+    /// The Jitsi domain or tenant the tokens are for, when not the template's host.
+    pub room_jwt_sub: Option<String>,
     pub openmeetings_url: Option<String>,
     pub openmeetings_user: Option<String>,
     pub openmeetings_password: Option<String>,
@@ -213,6 +266,14 @@ impl Default for Settings {
             max_call_duration: Duration::from_secs(4 * 3600),
             room_url_template: None,
             ice_servers: Vec::new(),
+            stun_urls: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_credential_ttl: None,
+            ice_transport_policy: None,
+            room_jwt_secret: None,
+            room_jwt_app_id: None,
+            room_jwt_sub: None,
             openmeetings_url: None,
             openmeetings_user: None,
             openmeetings_password: None,
@@ -322,9 +383,9 @@ impl std::fmt::Debug for IdentityMode {
 #[derive(Clone, Debug)]
 pub enum RoomsConfig {
     /// Switchboard's own WebRTC room.
-    Builtin { ice_servers: Vec<String> },
+    Builtin(IceConfig),
     /// A URL made from a template.
-    Template(String),
+    Template(UrlTemplate),
     /// An OpenMeetings server.
     OpenMeetings(OpenMeetingsConfig),
 }
@@ -443,12 +504,21 @@ impl Config {
                         "must be ASCII without spaces or control characters (percent-encode the rest)",
                     ));
                 }
-                RoomsConfig::Template(template)
+                let tokens = room_tokens(&s, &template)?;
+                let template = UrlTemplate::new(template);
+                RoomsConfig::Template(match tokens {
+                    Some(tokens) => template.with_tokens(tokens),
+                    None => template,
+                })
             }
-            (None, None) => RoomsConfig::Builtin {
-                ice_servers: s.ice_servers.clone(),
-            },
+            (None, None) => RoomsConfig::Builtin(ice(&s)?),
         };
+        if s.room_jwt_secret.is_some() && !matches!(rooms, RoomsConfig::Template(_)) {
+            return Err(invalid(
+                "room_jwt_secret",
+                "needs room_url_template (and no openmeetings_url)",
+            ));
+        }
         for (key, value) in [
             ("ring_timeout", s.ring_timeout),
             ("max_call_duration", s.max_call_duration),
@@ -626,6 +696,120 @@ fn openmeetings(url: String, s: &Settings) -> Result<OpenMeetingsConfig, ConfigE
     Ok(om)
 }
 
+/// The built-in room's STUN and TURN servers. `ice_servers` entries are sorted by scheme.
+fn ice(s: &Settings) -> Result<IceConfig, ConfigError> {
+    use crate::rooms::turn_url_kind;
+    let (mut stun_urls, mut turn_urls) = (Vec::new(), Vec::new());
+    for (key, urls) in [
+        ("ice_servers", &s.ice_servers),
+        ("stun_urls", &s.stun_urls),
+        ("turn_urls", &s.turn_urls),
+    ] {
+        for url in urls {
+            match (turn_url_kind(url), key) {
+                (None, _) => {
+                    return Err(invalid(
+                        key,
+                        format!("{url} is not a stun:, stuns:, turn: or turns: URL"),
+                    ));
+                }
+                (Some(true), "stun_urls") | (Some(false), "turn_urls") => {
+                    return Err(invalid(key, format!("{url} has the other kind of scheme")));
+                }
+                (Some(true), _) => turn_urls.push(url.clone()),
+                (Some(false), _) => stun_urls.push(url.clone()),
+            }
+        }
+    }
+    // A page may have to allocate on the relay again at any time in its call (an ICE restart,
+    // a relay restart), always with the credential it was served with.
+    let ttl = s.turn_credential_ttl.unwrap_or(s.max_call_duration);
+    if ttl < s.max_call_duration {
+        return Err(invalid(
+            "turn_credential_ttl",
+            "must be at least max_call_duration: a page re-allocates on the relay with the \
+             credential it was served with, at any time in its call",
+        ));
+    }
+    let turn = match (turn_urls.is_empty(), &s.turn_secret) {
+        (true, None) => None,
+        (true, Some(_)) => return Err(invalid("turn_urls", "required with turn_secret")),
+        (false, None) => {
+            return Err(invalid(
+                "turn_secret",
+                "required with TURN URLs: browsers need a credential for the relay",
+            ));
+        }
+        (false, Some(secret)) if secret.is_empty() => {
+            return Err(invalid("turn_secret", "must not be empty"));
+        }
+        (false, Some(secret)) => Some(TurnRelay {
+            urls: turn_urls,
+            secret: secret.clone().into_bytes(),
+            ttl,
+        }),
+    };
+    let policy = match &s.ice_transport_policy {
+        Some(text) => text
+            .parse::<IcePolicy>()
+            .map_err(|e| invalid("ice_transport_policy", e))?,
+        None => IcePolicy::All,
+    };
+    if policy == IcePolicy::Relay && turn.is_none() {
+        return Err(invalid(
+            "ice_transport_policy",
+            "relay needs turn_urls and turn_secret",
+        ));
+    }
+    Ok(IceConfig {
+        stun_urls,
+        turn,
+        policy,
+    })
+}
+
+/// The Jitsi tokens for a room URL template, when `room_jwt_secret` is set.
+fn room_tokens(s: &Settings, template: &str) -> Result<Option<JitsiTokens>, ConfigError> {
+    let Some(secret) = &s.room_jwt_secret else {
+        if s.room_jwt_app_id.is_some() || s.room_jwt_sub.is_some() || template.contains("{jwt}") {
+            return Err(invalid(
+                "room_jwt_secret",
+                "required with room_jwt_* or {jwt}",
+            ));
+        }
+        return Ok(None);
+    };
+    if secret.is_empty() {
+        return Err(invalid("room_jwt_secret", "must not be empty"));
+    }
+    let app_id = s
+        .room_jwt_app_id
+        .clone()
+        .filter(|id| !id.trim().is_empty())
+        .ok_or_else(|| invalid("room_jwt_app_id", "required with room_jwt_secret"))?;
+    let sub = match &s.room_jwt_sub {
+        Some(sub) => sub.clone(),
+        None => {
+            let sample = template.replace(['{', '}'], "");
+            Url::parse(&sample)
+                .ok()
+                .and_then(|url| url.host_str().map(str::to_owned))
+                .ok_or_else(|| {
+                    invalid(
+                        "room_jwt_sub",
+                        "required: room_url_template has no host to take it from",
+                    )
+                })?
+        }
+    };
+    Ok(Some(JitsiTokens {
+        secret: secret.clone().into_bytes(),
+        app_id,
+        sub,
+        call_lifetime: s.max_call_duration,
+    }))
+}
+
 /// Whether the URL's host is this machine (`localhost`, 127.0.0.0/8 or `::1`).
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
@@ -649,7 +833,7 @@ mod tests {
     fn defaults_run_the_demo() {
         let config = Config::from_settings(Settings::default()).unwrap();
         assert!(matches!(config.identity, IdentityMode::Demo));
-        assert!(matches!(config.rooms, RoomsConfig::Builtin { .. }));
+        assert!(matches!(config.rooms, RoomsConfig::Builtin(_)));
         assert_eq!(config.listen, "127.0.0.1:8080");
         assert_eq!(config.ring_timeout, Duration::from_secs(45));
     }
@@ -892,6 +1076,102 @@ mod tests {
         ] {
             let refused = Config::from_settings(with(ping, idle, write));
             assert!(refused.is_err(), "{ping} {idle} {write}");
+        }
+    }
+
+    #[test]
+    fn turn_settings() {
+        let with = |f: fn(&mut Settings)| {
+            let mut s = Settings::default();
+            f(&mut s);
+            Config::from_settings(s)
+        };
+        let RoomsConfig::Builtin(ice) = with(|s| {
+            s.ice_servers = vec!["stun:a.example:3478".into()];
+            s.turn_urls = vec!["turns:t.example:5349?transport=tcp".into()];
+            s.turn_secret = Some("s3cret".into());
+            s.ice_transport_policy = Some("relay".into());
+        })
+        .unwrap()
+        .rooms
+        else {
+            panic!("the built-in room");
+        };
+        assert_eq!(ice.stun_urls, ["stun:a.example:3478"]);
+        assert_eq!(ice.policy, IcePolicy::Relay);
+        let turn = ice.turn.unwrap();
+        assert_eq!(turn.urls, ["turns:t.example:5349?transport=tcp"]);
+        assert_eq!(turn.ttl, Settings::default().max_call_duration);
+
+        for (key, bad) in [
+            (
+                "turn_secret",
+                with(|s| s.turn_urls = vec!["turn:t.example".into()]),
+            ),
+            ("turn_urls", with(|s| s.turn_secret = Some("s".into()))),
+            (
+                "turn_urls",
+                with(|s| s.turn_urls = vec!["stun:t.example".into()]),
+            ),
+            (
+                "stun_urls",
+                with(|s| s.stun_urls = vec!["http://t.example".into()]),
+            ),
+            (
+                "ice_transport_policy",
+                with(|s| s.ice_transport_policy = Some("relay".into())),
+            ),
+            (
+                "turn_credential_ttl",
+                with(|s| {
+                    s.turn_urls = vec!["turn:t.example".into()];
+                    s.turn_secret = Some("s".into());
+                    s.turn_credential_ttl = Some(Duration::from_secs(60));
+                }),
+            ),
+        ] {
+            let error = bad.unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{key}:")), "{error}");
+        }
+    }
+
+    #[test]
+    fn jitsi_token_settings() {
+        let with = |f: fn(&mut Settings)| {
+            let mut s = Settings {
+                room_url_template: Some("https://meet.example.org/{room}".into()),
+                ..Settings::default()
+            };
+            f(&mut s);
+            Config::from_settings(s)
+        };
+        let signed = with(|s| {
+            s.room_jwt_secret = Some("app-secret".into());
+            s.room_jwt_app_id = Some("switchboard".into());
+        })
+        .unwrap();
+        assert!(format!("{:?}", signed.rooms).contains(r#"sub: "meet.example.org""#));
+        assert!(!format!("{:?}", signed.rooms).contains("app-secret"));
+        for (key, bad) in [
+            (
+                "room_jwt_app_id",
+                with(|s| s.room_jwt_secret = Some("x".into())),
+            ),
+            (
+                "room_jwt_secret",
+                with(|s| s.room_jwt_app_id = Some("sb".into())),
+            ),
+            (
+                "room_jwt_secret",
+                with(|s| {
+                    s.room_url_template = None;
+                    s.room_jwt_secret = Some("x".into());
+                    s.room_jwt_app_id = Some("sb".into());
+                }),
+            ),
+        ] {
+            let error = bad.unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{key}:")), "{error}");
         }
     }
 }

@@ -27,7 +27,7 @@ use config::RoomsConfig;
 use hub::{Clock, Hub, HubConfig};
 use identity::Identity;
 use metrics::Metrics;
-use rooms::{BuiltinRoom, OpenMeetings, RoomProvider, UrlTemplate};
+use rooms::{BuiltinRoom, OpenMeetings, RoomProvider};
 use store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -208,11 +208,11 @@ type Providers = (Arc<dyn RoomProvider>, Option<Arc<BuiltinRoom>>);
 
 fn room_provider(config: &RoomsConfig) -> Result<Providers, StartError> {
     Ok(match config {
-        RoomsConfig::Builtin { ice_servers } => {
-            let builtin = Arc::new(BuiltinRoom::new(ice_servers.clone()));
+        RoomsConfig::Builtin(ice) => {
+            let builtin = Arc::new(BuiltinRoom::new(ice.clone()));
             (builtin.clone(), Some(builtin))
         }
-        RoomsConfig::Template(template) => (Arc::new(UrlTemplate::new(template.clone())), None),
+        RoomsConfig::Template(template) => (Arc::new(template.clone()), None),
         RoomsConfig::OpenMeetings(om) => (Arc::new(OpenMeetings::new(om.clone())?), None),
     })
 }

@@ -12,5 +12,6 @@ mod limits;
 mod openmeetings;
 mod presence;
 mod resume;
+mod rooms;
 mod security;
 mod store;

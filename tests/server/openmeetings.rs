@@ -34,6 +34,7 @@ fn joiner(room: &CallRoom, role: Role) -> Joiner {
         room: room.clone(),
         role,
         token: format!("token-{role:?}"),
+        ends_at: None,
     }
 }
 

@@ -380,10 +380,14 @@ impl State {
             }
             (LinkAction::RoomFailed(why), _, _) => self.room_failed(&id, &participant, why),
         }
+        let ends_at = self.calls.get(&id)?.call.answered_at.map(|answered| {
+            std::time::UNIX_EPOCH + Duration::from_millis(answered) + self.config.max_call_duration
+        });
         Some(Joiner {
             room,
             role,
             token: token.to_string(),
+            ends_at,
         })
     }
 

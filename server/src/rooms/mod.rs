@@ -2,18 +2,22 @@
 //! trait and the providers behind it.
 
 mod builtin;
+mod jitsi;
 mod openmeetings;
 mod template;
+mod turn;
 
 use async_trait::async_trait;
 use switchboard_proto::{CallId, Role, UserRef};
 
 pub use builtin::{BuiltinRoom, SignalOutcome, message as builtin_message};
+pub use jitsi::JitsiTokens;
 pub use openmeetings::{
     AfterCall, OpenMeetings, OpenMeetingsConfig, RoomType, SetupError as OpenMeetingsSetupError,
     UnknownValue,
 };
 pub use template::UrlTemplate;
+pub use turn::{IceConfig, IcePolicy, TurnRelay, is_turn as turn_url_kind};
 
 /// The call a room is for, as a provider sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +43,9 @@ pub struct Joiner {
     pub role: Role,
     /// The secret link token that was followed, for providers that serve their own page.
     pub token: String,
+    /// When the call will be ended at the latest (answered + `max_call_duration`); `None`
+    /// while it rings. Entry tickets that outlive the call would let a leaked link back in.
+    pub ends_at: Option<std::time::SystemTime>,
 }
 
 impl Joiner {

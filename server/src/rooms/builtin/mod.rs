@@ -8,12 +8,13 @@ mod page;
 mod relay;
 mod signal;
 
-use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use futures_util::StreamExt;
 
+use super::turn::IceConfig;
 use super::{CallRoom, JoinTarget, Joiner, RoomError, RoomProvider};
 use crate::socket::{Socket, Timing};
 use message::MAX_MESSAGE_BYTES;
@@ -23,9 +24,9 @@ use relay::Relay;
 #[derive(Clone)]
 pub struct BuiltinRoom {
     relay: Relay,
-    /// STUN/TURN server URLs handed to the pages; none means host candidates only, which
+    /// The STUN and TURN servers handed to the pages; none means host candidates only, which
     /// connects browsers on one network (or one machine) but not across most NATs.
-    ice_servers: Arc<[String]>,
+    ice: IceConfig,
 }
 
 /// How one page's signalling ended.
@@ -38,10 +39,10 @@ pub enum SignalOutcome {
 }
 
 impl BuiltinRoom {
-    pub fn new(ice_servers: Vec<String>) -> Self {
+    pub fn new(ice: IceConfig) -> Self {
         Self {
             relay: Relay::default(),
-            ice_servers: ice_servers.into(),
+            ice,
         }
     }
 
@@ -78,11 +79,25 @@ impl RoomProvider for BuiltinRoom {
     }
 
     async fn join(&self, joiner: &Joiner) -> Result<JoinTarget, RoomError> {
-        Ok(JoinTarget::Page(page::render(joiner, &self.ice_servers)))
+        // The relay's logs name the call and the participant's role, never the person.
+        let turn_user = format!("{}-{}", joiner.room.id, role_name(joiner.role));
+        let servers = self.ice.servers_for(&turn_user, SystemTime::now());
+        Ok(JoinTarget::Page(page::render(
+            joiner,
+            &servers,
+            self.ice.policy,
+        )))
     }
 
     async fn call_over(&self, room: &CallRoom) {
         self.relay.end(&room.id, tokio::time::Instant::now());
+    }
+}
+
+fn role_name(role: switchboard_proto::Role) -> &'static str {
+    match role {
+        switchboard_proto::Role::Caller => "caller",
+        switchboard_proto::Role::Callee => "callee",
     }
 }
 
@@ -108,16 +123,17 @@ mod tests {
 
     #[tokio::test]
     async fn join_serves_the_page_and_call_over_closes_the_room() {
-        let provider = BuiltinRoom::new(vec![]);
+        let provider = BuiltinRoom::new(IceConfig::default());
         let joiner = Joiner {
             room: room(),
             role: Role::Caller,
             token: "t1".into(),
+            ends_at: None,
         };
         let Ok(JoinTarget::Page(html)) = provider.join(&joiner).await else {
             panic!("the built-in room serves a page");
         };
-        assert!(html.contains(r#""signal":"/join/t1/signal""#));
+        assert!(html.contains(r#""signal":"./t1/signal""#));
 
         let mut seat = provider.relay.join(&room().id, Role::Callee).unwrap();
         provider.call_over(&room()).await;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use switchboard_proto::Role;
 
 use crate::rooms::Joiner;
+use crate::rooms::turn::{IcePolicy, IceServer};
 
 const TEMPLATE: &str = include_str!("room.html");
 
@@ -18,12 +19,14 @@ struct PageConfig<'a> {
     name: &'a str,
     peer: &'a str,
     role: Role,
-    /// Path of the signalling socket, relative to the page's origin.
+    /// The signalling socket's address relative to the page's own, so it stays right when
+    /// a proxy serves Switchboard under a path prefix (`public_url` with a path).
     signal: String,
-    ice_servers: &'a [String],
+    ice_servers: &'a [IceServer],
+    ice_transport_policy: IcePolicy,
 }
 
-pub fn render(joiner: &Joiner, ice_servers: &[String]) -> String {
+pub fn render(joiner: &Joiner, ice_servers: &[IceServer], policy: IcePolicy) -> String {
     let peer = match joiner.role {
         Role::Caller => &joiner.room.callee,
         Role::Callee => &joiner.room.caller,
@@ -32,8 +35,9 @@ pub fn render(joiner: &Joiner, ice_servers: &[String]) -> String {
         name: &joiner.user().name,
         peer: &peer.name,
         role: joiner.role,
-        signal: format!("/join/{}/signal", encode_path_segment(&joiner.token)),
+        signal: format!("./{}/signal", encode_path_segment(&joiner.token)),
         ice_servers,
+        ice_transport_policy: policy,
     };
     // A fresh nonce per page: the page's Content-Security-Policy runs only its own script.
     let nonce = BASE64.encode(rand::random::<[u8; 16]>());
@@ -138,6 +142,7 @@ mod tests {
             },
             role,
             token: "tok_en-1".into(),
+            ends_at: None,
         }
     }
 
@@ -150,18 +155,25 @@ mod tests {
 
     #[test]
     fn the_page_carries_names_role_and_signalling_url() {
-        let page = render(
-            &joiner("Ann", Role::Callee),
-            &["stun:stun.example.org".into()],
-        );
+        let servers = [IceServer {
+            urls: vec!["turn:turn.example.org:3478".into()],
+            username: Some("1767225600:c1-callee".into()),
+            credential: Some("cred".into()),
+        }];
+        let page = render(&joiner("Ann", Role::Callee), &servers, IcePolicy::Relay);
         assert_eq!(
             config_of(&page),
             serde_json::json!({
                 "name": "Bob",
                 "peer": "Ann",
                 "role": "callee",
-                "signal": "/join/tok_en-1/signal",
-                "iceServers": ["stun:stun.example.org"],
+                "signal": "./tok_en-1/signal",
+                "iceServers": [{
+                    "urls": ["turn:turn.example.org:3478"],
+                    "username": "1767225600:c1-callee",
+                    "credential": "cred",
+                }],
+                "iceTransportPolicy": "relay",
             })
         );
         assert!(page.contains("<title>Call with Ann"));
@@ -171,7 +183,7 @@ mod tests {
     #[test]
     fn names_stay_data() {
         let evil = r#"</script><script>alert(1)</script> "O'Neil" & {{nonce}}"#;
-        let page = render(&joiner(evil, Role::Callee), &[]);
+        let page = render(&joiner(evil, Role::Callee), &[], IcePolicy::All);
         assert!(!page.contains("alert(1)</script>"));
         assert!(!page.contains("<script>alert"));
         assert!(page.contains("&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt; &quot;O&#39;Neil&quot; &amp; {{nonce}}"));
@@ -185,7 +197,31 @@ mod tests {
             page[start..start + 24].to_owned()
         };
         let j = joiner("Ann", Role::Caller);
-        assert_ne!(nonce(&render(&j, &[])), nonce(&render(&j, &[])));
+        assert_ne!(
+            nonce(&render(&j, &[], IcePolicy::All)),
+            nonce(&render(&j, &[], IcePolicy::All))
+        );
+    }
+
+    /// Behind a proxy that serves Switchboard under a prefix, the socket must sit under the
+    /// same prefix as the page.
+    #[test]
+    fn the_signalling_address_follows_the_page_under_a_prefix() {
+        let page = render(&joiner("Ann", Role::Caller), &[], IcePolicy::All);
+        let signal = config_of(&page)["signal"].as_str().unwrap().to_owned();
+        for (page_url, socket) in [
+            (
+                "https://site.example/sb/join/tok_en-1",
+                "https://site.example/sb/join/tok_en-1/signal",
+            ),
+            (
+                "http://127.0.0.1:8080/join/tok_en-1",
+                "http://127.0.0.1:8080/join/tok_en-1/signal",
+            ),
+        ] {
+            let resolved = url::Url::parse(page_url).unwrap().join(&signal).unwrap();
+            assert_eq!(resolved.as_str(), socket);
+        }
     }
 
     #[test]
