@@ -147,7 +147,7 @@ async fn calls_complete_beside_misbehaving_clients() {
         "--sessions",
         "100",
         "--rate",
-        "100",
+        "20",
         "--secs",
         "3",
         "--misbehaving",
