@@ -87,6 +87,11 @@ pub enum Scenario {
         /// The ring p99 a ramp step must stay within, in milliseconds.
         #[arg(long, default_value_t = 10.0)]
         p99_ms: f64,
+        /// Misbehaving clients to run beside the calls (never reading, flooding, oversized
+        /// frames, garbage), reconnecting whenever cut off; server memory is read before and
+        /// after, and a server this tool started must log no panic.
+        #[arg(long, default_value_t = 0)]
+        misbehaving: usize,
     },
     /// Users go off and online while others watch them: deliveries per second and latency.
     Presence {

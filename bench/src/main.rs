@@ -5,6 +5,7 @@
 mod cli;
 mod identity;
 mod machine;
+mod misbehave;
 mod net;
 mod pool;
 mod scenario;
@@ -37,6 +38,7 @@ fn main() -> anyhow::Result<()> {
                 ramp,
                 ramp_factor,
                 p99_ms,
+                misbehaving,
             } => {
                 let options = scenario::calls::Options {
                     sessions,
@@ -45,6 +47,7 @@ fn main() -> anyhow::Result<()> {
                     ramp,
                     ramp_factor,
                     p99_ms,
+                    misbehaving,
                 };
                 scenario::calls::run(common, &options).await
             }

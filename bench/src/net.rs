@@ -31,7 +31,21 @@ pub fn source_addrs(count: u8) -> Vec<Ipv4Addr> {
 /// Connects from `source` (binding first, so the kernel picks a port for that address) and
 /// completes the WebSocket handshake for `url`.
 pub async fn connect(server: SocketAddr, source: Ipv4Addr, url: &str) -> anyhow::Result<Ws> {
+    connect_with(server, source, url, None).await
+}
+
+/// As [`connect`], with the kernel's receive buffer set to `receive_buffer` bytes if given (a
+/// client that never reads then makes the server's writes back up after a few KiB).
+pub async fn connect_with(
+    server: SocketAddr,
+    source: Ipv4Addr,
+    url: &str,
+    receive_buffer: Option<u32>,
+) -> anyhow::Result<Ws> {
     let socket = TcpSocket::new_v4()?;
+    if let Some(bytes) = receive_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
     socket.bind(SocketAddr::new(source.into(), 0))?;
     let stream = socket.connect(server).await?;
     stream.set_nodelay(true)?;

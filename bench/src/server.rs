@@ -111,6 +111,17 @@ impl Process {
         }
     }
 
+    /// The lines of the server's log (its stderr) that report a panic.
+    pub fn panics(&self) -> anyhow::Result<Vec<String>> {
+        let log = std::fs::read_to_string(&self.log)
+            .with_context(|| format!("while reading {}", self.log.display()))?;
+        Ok(log
+            .lines()
+            .filter(|l| l.contains("panicked"))
+            .map(String::from)
+            .collect())
+    }
+
     /// SIGKILL: no graceful shutdown, no final flush.
     pub fn kill(&mut self) -> anyhow::Result<()> {
         self.child.kill()?;

@@ -121,3 +121,51 @@ async fn idle_and_presence_report_sane_figures() {
     assert!(figure(&out, "deliveries:") > 500.0, "{out}");
     running.stop().await;
 }
+
+/// The count after `label` on the misbehaving-client line for `kind`.
+fn misbehaving(output: &str, kind: &str, label: &str) -> u64 {
+    let line = output
+        .lines()
+        .find(|l| l.trim().starts_with(kind))
+        .unwrap_or_else(|| panic!("no {kind} line in:\n{output}"));
+    line.split(',')
+        .find_map(|part| part.trim().strip_suffix(label))
+        .and_then(|n| n.split_whitespace().last()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in {line:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_complete_beside_misbehaving_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, running) = server(&dir, None).await;
+    let out = bench(&[
+        "--url",
+        &url,
+        "--runs",
+        "1",
+        "calls",
+        "--sessions",
+        "100",
+        "--rate",
+        "20",
+        "--secs",
+        "3",
+        "--misbehaving",
+        "8",
+    ])
+    .await;
+    assert!(out.contains(" 0 errors"), "{out}");
+    for kind in ["never-read", "flood", "oversized", "garbage"] {
+        assert!(misbehaving(&out, kind, "connections opened") >= 1, "{out}");
+    }
+    // A 70 KB frame and random bytes on the socket end the connection, and the client comes back.
+    for kind in ["oversized", "garbage"] {
+        assert!(
+            misbehaving(&out, kind, "cut off by the server") >= 2,
+            "{out}"
+        );
+        assert!(misbehaving(&out, kind, "connections opened") >= 3, "{out}");
+    }
+    assert!(misbehaving(&out, "flood", "frames sent") > 1000, "{out}");
+    running.stop().await;
+}

@@ -4,7 +4,9 @@
 use super::{header, merge_connected, print_median};
 use crate::{
     cli::Common,
+    misbehave::{Aim, Misbehaving},
     pool::Pool,
+    server::Process,
     stats::{Histogram, Summary, median_summary},
     target::{Target, count_calls},
     wire::{CallsDone, Job, Report},
@@ -17,6 +19,8 @@ pub struct Options {
     pub ramp: bool,
     pub ramp_factor: f64,
     pub p99_ms: f64,
+    /// Misbehaving clients running beside the calls.
+    pub misbehaving: usize,
 }
 
 /// One measurement at one rate, all workers together.
@@ -118,6 +122,15 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             "run {run}: {} sessions online ({} failed)",
             c.sessions, c.failed
         );
+        let rss_start = target.rss_kib();
+        let rogues = (o.misbehaving > 0).then(|| {
+            let aim = Aim {
+                server: target.server,
+                url: target.url.clone(),
+                jwt_secret: common.jwt_secret.clone(),
+            };
+            Misbehaving::start(&aim, o.misbehaving)
+        });
         let mut best: Option<Stage> = None;
         let mut rate = o.rate;
         loop {
@@ -136,17 +149,21 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             rate *= o.ramp_factor;
         }
         let placed: u64 = best.as_ref().map_or(0, |s| s.placed);
+        if let Some(rogues) = rogues {
+            let rss_end = target.rss_kib();
+            rogues.stop();
+            print_memory(rss_start, rss_end);
+        }
         pool.quit().await;
         if let (Some(process), false) = (target.process.as_mut(), o.ramp) {
             // A graceful stop commits whatever is still queued; then every call must be there.
             process.stop()?;
-            if let Some(db) = target.db() {
-                let (recorded, ringing) = count_calls(&db)?;
-                println!(
-                    "  persisted: {recorded} call records for {placed} calls placed ({ringing} left ringing)"
-                );
-                ok &= recorded == placed;
-            }
+            let (recorded, ringing) = count_calls(&process.db)?;
+            println!(
+                "  persisted: {recorded} call records for {placed} calls placed ({ringing} left ringing)"
+            );
+            ok &= recorded == placed;
+            ok &= no_panics(process);
         }
         match best {
             Some(s) => {
@@ -183,4 +200,33 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
         "  2010 design: a call was noticed on the callee's next 15 s poll: 7,500 ms on average, 15,000 ms at worst"
     );
     Ok(ok)
+}
+
+/// Server memory before and after the misbehaving clients' run.
+fn print_memory(start: Option<u64>, end: Option<u64>) {
+    match (start, end) {
+        (Some(start), Some(end)) => println!(
+            "  server RSS: {start} KiB at the start, {end} KiB at the end (end/start {:.2})",
+            end as f64 / start.max(1) as f64
+        ),
+        _ => println!("  server RSS: unknown (give --server-pid with --url)"),
+    }
+}
+
+/// Scans the log of a server this tool started: a panic anywhere fails the run.
+fn no_panics(process: &Process) -> bool {
+    match process.panics() {
+        Ok(lines) if lines.is_empty() => {
+            println!("  server log: no panics");
+            true
+        }
+        Ok(lines) => {
+            println!("  server log: {} panics, first: {}", lines.len(), lines[0]);
+            false
+        }
+        Err(e) => {
+            println!("  server log: unreadable ({e:#})");
+            false
+        }
+    }
 }
