@@ -60,8 +60,8 @@ for target in "${targets[@]}"; do
     -max_total_time="$secs" -max_len="$(max_len "$target")" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$target/" \
     >"$logs/$target.log" 2>&1 || status=$?
-  execs=$(awk -F: '/stat::number_of_executed_units/ { gsub(/ /, "", $2); print $2 }' "$logs/$target.log")
-  rate=$(awk -F: '/stat::average_exec_per_sec/ { gsub(/ /, "", $2); print $2 }' "$logs/$target.log")
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$target.log")
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$logs/$target.log")
   echo "$target: ${execs:-?} executions in ${secs} s (${rate:-?}/s), exit $status"
   if [ "$status" -ne 0 ]; then
     grep -E "panicked|ERROR: libFuzzer|SUMMARY|Test unit written" "$logs/$target.log" | head -n 10
