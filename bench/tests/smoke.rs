@@ -14,8 +14,16 @@ async fn server(
     let settings = Settings {
         listen: "127.0.0.1:0".into(),
         db: dir.path().join("switchboard.db"),
+        // As for the servers the tool starts itself: load comes from a few loopback addresses
+        // sending far more than people do, so no per-user, per-address or per-connection limit.
         calls_per_minute: 0,
         logins_per_minute: 0,
+        logins_per_ip_per_minute: 0,
+        connections_per_ip: 0,
+        messages_per_second: 0,
+        watches_per_minute: 0,
+        max_connections: 0,
+        max_sessions: 0,
         jwt_secret: jwt_secret.map(String::from),
         ring_timeout: Duration::from_secs(60),
         ..Settings::default()

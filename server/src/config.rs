@@ -538,7 +538,12 @@ impl Config {
         }
         // One command may answer with a replay window or a whole watch list at once; that
         // burst must fit the queue, or a client that reads normally would be cut off.
-        if s.send_queue < s.replay_events + s.max_watched + 8 {
+        // Checked arithmetic: the operands come straight from the operator's file.
+        let burst = s
+            .replay_events
+            .checked_add(s.max_watched)
+            .and_then(|n| n.checked_add(8));
+        if burst.is_none_or(|burst| s.send_queue < burst) {
             return Err(invalid(
                 "send_queue",
                 "must be at least replay_events + max_watched + 8",
@@ -885,6 +890,12 @@ mod tests {
             ..Settings::default()
         };
         assert!(Config::from_settings(forever).is_err());
+        let huge_bursts = Settings {
+            replay_events: usize::MAX / 2 + 1,
+            max_watched: usize::MAX / 2 + 1,
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(huge_bursts).is_err());
         let tiny_queue = Settings {
             send_queue: 16,
             ..Settings::default()

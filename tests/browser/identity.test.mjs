@@ -10,7 +10,7 @@ import {
   countCalls, launch, online, openTab, sleep, startServer, waitCall,
 } from './harness.mjs';
 
-const SECRET = 'a-test-secret-of-some-length';
+const SECRET = 'a browser-test secret of at least thirty-two bytes';
 
 /** An HS256 JWT as a site's backend signs it; `life` in seconds (negative: already expired). */
 function sign({ sub, name, life = 3600 }, secret = SECRET) {

@@ -139,20 +139,22 @@ async fn open(shared: &Shared, me: usize, source: std::net::Ipv4Addr) -> anyhow:
         Event::LoggedIn { .. } => {}
         other => bail!("expected logged_in, got {other:?}"),
     }
+    send_watch(shared, me, &mut ws).await?;
+    Ok(ws)
+}
+
+/// Sends the user's watch list, if the job has one and the user is one of the watchers.
+async fn send_watch(shared: &Shared, me: usize, ws: &mut net::Ws) -> anyhow::Result<()> {
     let watch = shared.setup.watch;
-    if watch > 0 {
+    if watch > 0 && super::presence::watches(me) {
         let n = shared.users.len();
         let users = (1..=watch.min(n - 1))
             .map(|k| shared.users[(me + k) % n].id.clone())
             .collect();
         // With an id, so the snapshot it answers with (`re` set) is told apart from changes.
-        send_frame(
-            &mut ws,
-            ClientFrame::with_id(WATCH_ID, Command::Watch { users }),
-        )
-        .await?;
+        send_frame(ws, ClientFrame::with_id(WATCH_ID, Command::Watch { users })).await?;
     }
-    Ok(ws)
+    Ok(())
 }
 
 /// Handles events and commands until the connection ends.
