@@ -23,7 +23,7 @@ use crate::lifecycle::Lifecycle;
 use crate::page::{self, Sinks};
 use crate::relay::{Identity, Intent, Relay, SessionRef, TabId};
 use crate::small_map::SmallMap;
-use crate::tabs::{Election, FALLBACK_SILENCE_MS};
+use crate::succession::{Rule, Succession};
 use crate::tracker::Tracker;
 use crate::wire;
 
@@ -79,12 +79,13 @@ pub struct Link {
     /// The user whose tabs share this link (a token's subject, else the page's id).
     pub user: String,
     pub channel: Channel,
-    pub(crate) election: Election,
+    /// The Web Lock that decides who leads, where the browser has Web Locks.
+    pub(crate) locks: Option<LockElection>,
     pub leader: Option<Leader>,
     /// The newest server session known, so this tab can resume it if it comes to lead.
     pub shared: Option<SessionRef>,
-    pub(crate) last_heard: f64,
-    pub(crate) ping_at: Option<f64>,
+    /// What a follower knows of the leader, to replace it when it goes quiet.
+    pub(crate) succession: Succession,
     /// This tab has the leader's picture of the session (snapshot received, or it leads).
     pub(crate) synced: bool,
     /// This tab left the page or was frozen: it takes no part until it is back.
@@ -167,10 +168,7 @@ impl Tab {
 
     /// Leadership comes from a Web Lock (rather than from claims over the channel).
     pub fn uses_locks(&self) -> bool {
-        matches!(
-            self.link.as_ref().map(|l| &l.election),
-            Some(Election::Locks(_))
-        )
+        self.link.as_ref().is_some_and(|l| l.locks.is_some())
     }
 
     pub fn leads(&self) -> bool {
@@ -234,24 +232,21 @@ impl Tab {
                 return;
             }
         };
-        let election = match LockElection::new(&name, |vote| with_tab(|t| t.on_vote(vote))) {
-            Some(locks) => Election::Locks(locks),
-            None => Election::Fallback {
-                claim_until: None,
-                outbid: false,
-            },
+        let locks = LockElection::new(&name, |vote| with_tab(|t| t.on_vote(vote)));
+        let rule = if locks.is_some() {
+            Rule::Locks
+        } else {
+            Rule::Claims
         };
         let watchdog = Interval::new(TICK_MS, || with_tab(Tab::on_tick));
         self.link = Some(Link {
             socket_url,
             user,
             channel,
-            election,
+            locks,
             leader: None,
             shared: None,
-            // Without locks, give a leader one quiet period to make itself heard first.
-            last_heard: now() - FALLBACK_SILENCE_MS + 1200.0,
-            ping_at: None,
+            succession: Succession::new(rule, self.id, now()),
             synced: false,
             away: false,
             _watchdog: watchdog,

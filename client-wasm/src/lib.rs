@@ -10,6 +10,7 @@ pub mod callbacks;
 pub mod json;
 pub mod relay;
 pub mod small_map;
+pub mod succession;
 pub mod token;
 pub mod tracker;
 pub mod wire;
