@@ -20,6 +20,7 @@ use crate::election::LockElection;
 use crate::json;
 use crate::leader::Leader;
 use crate::lifecycle::Lifecycle;
+use crate::outstanding::Outstanding;
 use crate::page::{self, Sinks};
 use crate::relay::{Identity, Intent, Relay, SessionRef, TabId};
 use crate::small_map::SmallMap;
@@ -31,8 +32,6 @@ use crate::wire;
 const TICK_MS: u32 = 500;
 /// The leader's beat interval.
 pub const BEAT_MS: f64 = 1000.0;
-/// Unacknowledged commands kept for a new leader.
-const UNACKED_MAX: usize = 8;
 
 thread_local! {
     static TAB: RefCell<Option<Tab>> = const { RefCell::new(None) };
@@ -93,19 +92,6 @@ pub struct Link {
     _watchdog: Interval,
 }
 
-/// A command a follower handed to the leader, kept until the leader acknowledges it.
-#[derive(Clone, Debug)]
-pub(crate) struct Unacked {
-    /// This tab's number for it, which the leader's `Ack` names.
-    pub n: u32,
-    /// The command as JSON text.
-    pub cmd: String,
-    /// It is a `call` (its error means "could not ring").
-    pub call: bool,
-    /// When the page gave it: an old one no longer means what the user meant.
-    pub at: f64,
-}
-
 /// The two halves of a pending answer from the token provider: got a token, or failed.
 struct Asking {
     _got: Closure<dyn FnMut(JsValue)>,
@@ -132,11 +118,8 @@ pub struct Tab {
     pub provider: Option<Function>,
     /// Waits for the provider's answer; replaced (and so ignored) by a newer request.
     asking: Option<Asking>,
-    /// Commands sent to the leader and not yet acknowledged: (number, JSON, is a call, when).
-    /// A leader that goes away between posting and taking them would lose them; the next
-    /// leader gets them instead.
-    pub(crate) unacked: Vec<Unacked>,
-    next_command: u32,
+    /// Commands sent to the leader and not yet acknowledged, for the next leader.
+    pub(crate) unacked: Outstanding,
     _lifecycle: Lifecycle,
 }
 
@@ -156,8 +139,7 @@ impl Tab {
             server: None,
             provider: None,
             asking: None,
-            unacked: vec![],
-            next_command: 0,
+            unacked: Outstanding::default(),
             _lifecycle: Lifecycle::watch(|change| with_tab(|t| t.on_page(change))),
         }
     }
@@ -369,17 +351,7 @@ impl Tab {
         if self.leads() {
             self.leader_send(cmd, call);
         } else {
-            self.next_command = self.next_command.wrapping_add(1);
-            let n = self.next_command;
-            if self.unacked.len() == UNACKED_MAX {
-                self.unacked.remove(0);
-            }
-            self.unacked.push(Unacked {
-                n,
-                cmd: cmd.clone(),
-                call,
-                at: now(),
-            });
+            let n = self.unacked.push(cmd.clone(), call, now());
             self.post(&Relay::Command {
                 tab: self.id,
                 n,

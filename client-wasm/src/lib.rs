@@ -8,6 +8,7 @@ pub mod address;
 pub mod backoff;
 pub mod callbacks;
 pub mod json;
+pub mod outstanding;
 pub mod relay;
 pub mod small_map;
 pub mod succession;

@@ -2,16 +2,13 @@
 //! election (Web Locks, or claims over the channel without them), and the page lifecycle.
 //! When to replace a quiet leader is decided in `succession`; this file performs it.
 
-use crate::client::{Tab, Unacked, now};
+use crate::client::{Tab, now};
 use crate::election::Vote;
 use crate::leader::Leader;
 use crate::lifecycle::{self, PageChange};
 use crate::relay::{Intent, Relay, SessionRef, TabId};
 use crate::succession::{self, Effect, Input};
 use crate::{json, wire};
-
-/// A command older than this is dropped rather than handed to a new leader.
-const UNACKED_FOR_MS: f64 = 10_000.0;
 
 impl Tab {
     /// Takes part in the election and asks the leader (if any) for its picture.
@@ -151,7 +148,7 @@ impl Tab {
             }
             Relay::Ack { tab, n } => {
                 if tab == self.id {
-                    self.unacked.retain(|c| c.n != n);
+                    self.unacked.ack(n);
                 }
             }
             Relay::Watch { tab, users } => self.leader_watch(tab, users),
@@ -273,30 +270,24 @@ impl Tab {
         }
         self.connect();
         // Commands this tab gave the previous leader, which never took them.
-        for c in self.fresh_unacked() {
+        for c in self.unacked.take_fresh(now()) {
             self.leader_send(c.cmd, c.call);
         }
     }
 
-    /// Unacknowledged commands young enough to still mean what the user meant.
-    fn fresh_unacked(&mut self) -> Vec<Unacked> {
-        let t = now();
-        std::mem::take(&mut self.unacked)
-            .into_iter()
-            .filter(|c| t - c.at < UNACKED_FOR_MS)
-            .collect()
-    }
-
     /// Gives a new leader the commands the previous one never took.
     fn resend_unacked(&mut self) {
-        for c in self.fresh_unacked() {
-            self.post(&Relay::Command {
-                tab: self.id,
+        let tab = self.id;
+        let resent: Vec<Relay> = (self.unacked.fresh(now()).iter())
+            .map(|c| Relay::Command {
+                tab,
                 n: c.n,
                 cmd: c.cmd.clone(),
                 call: c.call,
-            });
-            self.unacked.push(c);
+            })
+            .collect();
+        for msg in &resent {
+            self.post(msg);
         }
     }
 
