@@ -20,10 +20,11 @@ use crate::election::LockElection;
 use crate::json;
 use crate::leader::Leader;
 use crate::lifecycle::Lifecycle;
+use crate::outstanding::Outstanding;
 use crate::page::{self, Sinks};
 use crate::relay::{Identity, Intent, Relay, SessionRef, TabId};
 use crate::small_map::SmallMap;
-use crate::tabs::{Election, FALLBACK_SILENCE_MS};
+use crate::succession::{Rule, Succession};
 use crate::tracker::Tracker;
 use crate::wire;
 
@@ -31,8 +32,6 @@ use crate::wire;
 const TICK_MS: u32 = 500;
 /// The leader's beat interval.
 pub const BEAT_MS: f64 = 1000.0;
-/// Unacknowledged commands kept for a new leader.
-const UNACKED_MAX: usize = 8;
 
 thread_local! {
     static TAB: RefCell<Option<Tab>> = const { RefCell::new(None) };
@@ -79,30 +78,18 @@ pub struct Link {
     /// The user whose tabs share this link (a token's subject, else the page's id).
     pub user: String,
     pub channel: Channel,
-    pub(crate) election: Election,
+    /// The Web Lock that decides who leads, where the browser has Web Locks.
+    pub(crate) locks: Option<LockElection>,
     pub leader: Option<Leader>,
     /// The newest server session known, so this tab can resume it if it comes to lead.
     pub shared: Option<SessionRef>,
-    pub(crate) last_heard: f64,
-    pub(crate) ping_at: Option<f64>,
+    /// What a follower knows of the leader, to replace it when it goes quiet.
+    pub(crate) succession: Succession,
     /// This tab has the leader's picture of the session (snapshot received, or it leads).
     pub(crate) synced: bool,
     /// This tab left the page or was frozen: it takes no part until it is back.
     pub(crate) away: bool,
     _watchdog: Interval,
-}
-
-/// A command a follower handed to the leader, kept until the leader acknowledges it.
-#[derive(Clone, Debug)]
-pub(crate) struct Unacked {
-    /// This tab's number for it, which the leader's `Ack` names.
-    pub n: u32,
-    /// The command as JSON text.
-    pub cmd: String,
-    /// It is a `call` (its error means "could not ring").
-    pub call: bool,
-    /// When the page gave it: an old one no longer means what the user meant.
-    pub at: f64,
 }
 
 /// The two halves of a pending answer from the token provider: got a token, or failed.
@@ -131,11 +118,8 @@ pub struct Tab {
     pub provider: Option<Function>,
     /// Waits for the provider's answer; replaced (and so ignored) by a newer request.
     asking: Option<Asking>,
-    /// Commands sent to the leader and not yet acknowledged: (number, JSON, is a call, when).
-    /// A leader that goes away between posting and taking them would lose them; the next
-    /// leader gets them instead.
-    pub(crate) unacked: Vec<Unacked>,
-    next_command: u32,
+    /// Commands sent to the leader and not yet acknowledged, for the next leader.
+    pub(crate) unacked: Outstanding,
     _lifecycle: Lifecycle,
 }
 
@@ -155,8 +139,7 @@ impl Tab {
             server: None,
             provider: None,
             asking: None,
-            unacked: vec![],
-            next_command: 0,
+            unacked: Outstanding::default(),
             _lifecycle: Lifecycle::watch(|change| with_tab(|t| t.on_page(change))),
         }
     }
@@ -167,10 +150,7 @@ impl Tab {
 
     /// Leadership comes from a Web Lock (rather than from claims over the channel).
     pub fn uses_locks(&self) -> bool {
-        matches!(
-            self.link.as_ref().map(|l| &l.election),
-            Some(Election::Locks(_))
-        )
+        self.link.as_ref().is_some_and(|l| l.locks.is_some())
     }
 
     pub fn leads(&self) -> bool {
@@ -234,24 +214,21 @@ impl Tab {
                 return;
             }
         };
-        let election = match LockElection::new(&name, |vote| with_tab(|t| t.on_vote(vote))) {
-            Some(locks) => Election::Locks(locks),
-            None => Election::Fallback {
-                claim_until: None,
-                outbid: false,
-            },
+        let locks = LockElection::new(&name, |vote| with_tab(|t| t.on_vote(vote)));
+        let rule = if locks.is_some() {
+            Rule::Locks
+        } else {
+            Rule::Claims
         };
         let watchdog = Interval::new(TICK_MS, || with_tab(Tab::on_tick));
         self.link = Some(Link {
             socket_url,
             user,
             channel,
-            election,
+            locks,
             leader: None,
             shared: None,
-            // Without locks, give a leader one quiet period to make itself heard first.
-            last_heard: now() - FALLBACK_SILENCE_MS + 1200.0,
-            ping_at: None,
+            succession: Succession::new(rule, self.id, now()),
             synced: false,
             away: false,
             _watchdog: watchdog,
@@ -374,17 +351,7 @@ impl Tab {
         if self.leads() {
             self.leader_send(cmd, call);
         } else {
-            self.next_command = self.next_command.wrapping_add(1);
-            let n = self.next_command;
-            if self.unacked.len() == UNACKED_MAX {
-                self.unacked.remove(0);
-            }
-            self.unacked.push(Unacked {
-                n,
-                cmd: cmd.clone(),
-                call,
-                at: now(),
-            });
+            let n = self.unacked.push(cmd.clone(), call, now());
             self.post(&Relay::Command {
                 tab: self.id,
                 n,

@@ -33,8 +33,8 @@ pub struct Leader {
     retry: Option<Timeout>,
     next_id: u32,
     call_ids: VecDeque<u32>,
-    /// Commands as JSON text, and whether each is a `call`.
-    outbox: VecDeque<(String, bool)>,
+    /// Commands kept while the socket is down, sent once the server welcomes the next one.
+    outbox: VecDeque<Queued>,
     /// The id of the login command awaiting its answer.
     login_id: Option<u32>,
     /// The identity last sent in a login the server accepted (or is considering).
@@ -51,6 +51,14 @@ pub struct Leader {
     pub watches: SmallMap<TabId, Vec<String>>,
     sent_watch: Option<Vec<String>>,
     last_beat: f64,
+}
+
+/// A command waiting for the connection.
+struct Queued {
+    /// The command as JSON text.
+    cmd: String,
+    /// It is a `call`, whose error answer means "could not ring".
+    call: bool,
 }
 
 impl Leader {
@@ -276,12 +284,12 @@ impl Tab {
         }
         self.beat();
         self.maybe_login();
-        let queued: Vec<(String, bool)> = self
+        let queued: Vec<Queued> = self
             .leader()
             .map(|l| l.outbox.drain(..).collect())
             .unwrap_or_default();
-        for (cmd, call) in queued {
-            self.leader_send(cmd, call);
+        for q in queued {
+            self.leader_send(q.cmd, q.call);
         }
         if resumed {
             self.send_watch(false);
@@ -308,7 +316,7 @@ impl Tab {
             if leader.outbox.len() >= OUTBOX_MAX {
                 self.status("not connected; command dropped");
             } else {
-                leader.outbox.push_back((cmd, call));
+                leader.outbox.push_back(Queued { cmd, call });
             }
             return None;
         }

@@ -8,8 +8,10 @@ pub mod address;
 pub mod backoff;
 pub mod callbacks;
 pub mod json;
+pub mod outstanding;
 pub mod relay;
 pub mod small_map;
+pub mod succession;
 pub mod token;
 pub mod tracker;
 pub mod wire;
@@ -25,6 +27,10 @@ mod socket;
 mod tabs;
 
 pub use exports::*;
+
+#[cfg(all(not(target_feature = "atomics"), target_family = "wasm"))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 #[cfg(all(test, target_arch = "wasm32"))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

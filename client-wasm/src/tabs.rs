@@ -1,42 +1,21 @@
 //! The tab's place among the other tabs of the browser: messages between tabs, the
-//! election (Web Locks, or claims over the channel without them), the watchdog that replaces
-//! a frozen leader, and the page lifecycle.
+//! election (Web Locks, or claims over the channel without them), and the page lifecycle.
+//! When to replace a quiet leader is decided in `succession`; this file performs it.
 
-use crate::client::{Link, Tab, Unacked, now};
-use crate::election::{LockElection, Vote};
+use crate::client::{Tab, now};
+use crate::election::Vote;
 use crate::leader::Leader;
 use crate::lifecycle::{self, PageChange};
 use crate::relay::{Intent, Relay, SessionRef, TabId};
+use crate::succession::{self, Effect, Input};
 use crate::{json, wire};
-
-/// A visible follower that heard nothing for this long pings the leader. A leader hidden for
-/// long has its timers throttled (beats may come a minute apart), but it still answers a ping
-/// at once: channel messages are not throttled, only a frozen tab stays silent.
-const QUIET_MS: f64 = 2500.0;
-/// A pinged leader that stays silent this long is taken to be frozen.
-const PING_MS: f64 = 1000.0;
-/// Without Web Locks: a leader silent this long is replaced.
-pub(crate) const FALLBACK_SILENCE_MS: f64 = 2500.0;
-/// Without Web Locks: how long a claim waits for a better-placed rival.
-const CLAIM_MS: f64 = 300.0;
-/// A command older than this is dropped rather than handed to a new leader.
-const UNACKED_FOR_MS: f64 = 10_000.0;
-
-pub(crate) enum Election {
-    Locks(LockElection),
-    /// No Web Locks: tabs claim leadership over the channel; the lowest tab id wins a tie.
-    Fallback {
-        claim_until: Option<f64>,
-        outbid: bool,
-    },
-}
 
 impl Tab {
     /// Takes part in the election and asks the leader (if any) for its picture.
     pub(crate) fn join(&mut self) {
         let Some(link) = &mut self.link else { return };
         link.away = false;
-        if let Election::Locks(locks) = &link.election {
+        if let Some(locks) = &link.locks {
             locks.start();
         }
         self.announce_join();
@@ -59,15 +38,32 @@ impl Tab {
         self.step_down(true);
         if let Some(link) = &mut self.link {
             link.away = true;
-            if let Election::Locks(locks) = &link.election {
+            if let Some(locks) = &link.locks {
                 locks.release();
             }
         }
     }
 
     fn heard(&mut self) {
-        if let Some(link) = &mut self.link {
-            link.last_heard = now();
+        self.succession(Input::Heard);
+    }
+
+    /// Tells the follower's watchdog what happened, and does what it decides.
+    fn succession(&mut self, input: Input) {
+        let Some(link) = &mut self.link else { return };
+        let (next, effect) = succession::step(&link.succession, input, now());
+        link.succession = next;
+        match effect {
+            None => {}
+            Some(Effect::Ping) => self.post(&Relay::Ping { tab: self.id }),
+            Some(Effect::Claim) => self.post(&Relay::Claim { tab: self.id }),
+            Some(Effect::Steal) => {
+                if let Some(locks) = self.link.as_ref().and_then(|l| l.locks.as_ref()) {
+                    locks.steal();
+                }
+                self.status("the tab holding the connection stopped answering; taking over");
+            }
+            Some(Effect::Lead) => self.become_leader(),
         }
     }
 
@@ -119,10 +115,7 @@ impl Tab {
             }
             Relay::Leader { tab } => {
                 self.heard();
-                let locks = matches!(
-                    self.link.as_ref().map(|l| &l.election),
-                    Some(Election::Locks(_))
-                );
+                let locks = self.uses_locks();
                 // With Web Locks a rival leader is a stealer, and our `Lost` is on its way.
                 if self.leads() && !locks && tab < self.id {
                     self.step_down(false);
@@ -132,15 +125,7 @@ impl Tab {
                     self.resend_unacked();
                 }
             }
-            Relay::Resign { .. } => {
-                // With Web Locks the browser hands the lock on by itself; without, the
-                // followers claim at their next tick instead of waiting out the silence.
-                if let Some(link) = &mut self.link
-                    && matches!(link.election, Election::Fallback { .. })
-                {
-                    link.last_heard = 0.0;
-                }
-            }
+            Relay::Resign { .. } => self.succession(Input::Resigned),
             Relay::Claim { tab } => self.on_claim(tab),
             Relay::Intent { intent, act } => {
                 if self.leads() {
@@ -163,7 +148,7 @@ impl Tab {
             }
             Relay::Ack { tab, n } => {
                 if tab == self.id {
-                    self.unacked.retain(|c| c.n != n);
+                    self.unacked.ack(n);
                 }
             }
             Relay::Watch { tab, users } => self.leader_watch(tab, users),
@@ -205,11 +190,7 @@ impl Tab {
             Vote::Lead => self.become_leader(),
             Vote::Follow => {
                 self.report_master(false);
-                if let Some(Link {
-                    election: Election::Locks(locks),
-                    ..
-                }) = &self.link
-                {
+                if let Some(locks) = self.link.as_ref().and_then(|l| l.locks.as_ref()) {
                     locks.queue();
                 }
             }
@@ -219,7 +200,7 @@ impl Tab {
                     // Taken from a frozen tab: what passed meanwhile may never have reached
                     // it, so it asks the new leader for its picture.
                     link.synced = false;
-                    if let Election::Locks(locks) = &link.election {
+                    if let Some(locks) = &link.locks {
                         locks.queue();
                     }
                 }
@@ -232,78 +213,21 @@ impl Tab {
         if self.leads() {
             // A claimant that hears a beat backs off.
             self.beat();
-            return;
-        }
-        if let Some(Link {
-            election:
-                Election::Fallback {
-                    claim_until,
-                    outbid,
-                },
-            ..
-        }) = &mut self.link
-            && claim_until.is_some()
-            && tab < self.id
-        {
-            *outbid = true;
+        } else {
+            self.succession(Input::Claimed { by: tab });
         }
     }
 
     pub(crate) fn on_tick(&mut self) {
-        let t = now();
         if self.leads() {
-            self.leader_tick(t);
+            self.leader_tick(now());
             return;
         }
-        let id = self.id;
-        let Some(link) = &mut self.link else { return };
-        if link.away {
+        if self.link.as_ref().is_none_or(|l| l.away) {
             return;
         }
-        match &mut link.election {
-            Election::Locks(locks) => {
-                // Only a visible tab judges the leader: hidden tabs' timers are throttled.
-                if !lifecycle::visible() {
-                    link.ping_at = None;
-                    return;
-                }
-                match link.ping_at {
-                    Some(at) if link.last_heard > at => link.ping_at = None,
-                    Some(at) if t - at > PING_MS => {
-                        link.ping_at = None;
-                        link.last_heard = t;
-                        locks.steal();
-                        self.status(
-                            "the tab holding the connection stopped answering; taking over",
-                        );
-                    }
-                    Some(_) => {}
-                    None if t - link.last_heard > QUIET_MS => {
-                        link.ping_at = Some(t);
-                        link.channel.post(&Relay::Ping { tab: id });
-                    }
-                    None => {}
-                }
-            }
-            Election::Fallback {
-                claim_until,
-                outbid,
-            } => match *claim_until {
-                Some(until) if t >= until => {
-                    *claim_until = None;
-                    if !*outbid && t - link.last_heard > CLAIM_MS {
-                        self.become_leader();
-                    }
-                }
-                Some(_) => {}
-                None if t - link.last_heard > FALLBACK_SILENCE_MS => {
-                    *claim_until = Some(t + CLAIM_MS);
-                    *outbid = false;
-                    link.channel.post(&Relay::Claim { tab: id });
-                }
-                None => {}
-            },
-        }
+        let visible = lifecycle::visible();
+        self.succession(Input::Tick { visible });
     }
 
     pub(crate) fn on_page(&mut self, change: PageChange) {
@@ -318,18 +242,14 @@ impl Tab {
                     if let Some(link) = &mut self.link {
                         // Events passed by while away: ask for the leader's picture again.
                         link.synced = false;
-                        link.last_heard = now();
                     }
+                    self.succession(Input::Restart);
                     self.join();
                 }
             }
             PageChange::Visible => {
-                if !self.leads()
-                    && let Some(link) = &mut self.link
-                    && link.ping_at.is_none()
-                {
-                    link.ping_at = Some(now());
-                    link.channel.post(&Relay::Ping { tab: self.id });
+                if !self.leads() {
+                    self.succession(Input::Shown);
                 }
             }
         }
@@ -350,30 +270,24 @@ impl Tab {
         }
         self.connect();
         // Commands this tab gave the previous leader, which never took them.
-        for c in self.fresh_unacked() {
+        for c in self.unacked.take_fresh(now()) {
             self.leader_send(c.cmd, c.call);
         }
     }
 
-    /// Unacknowledged commands young enough to still mean what the user meant.
-    fn fresh_unacked(&mut self) -> Vec<Unacked> {
-        let t = now();
-        std::mem::take(&mut self.unacked)
-            .into_iter()
-            .filter(|c| t - c.at < UNACKED_FOR_MS)
-            .collect()
-    }
-
     /// Gives a new leader the commands the previous one never took.
     fn resend_unacked(&mut self) {
-        for c in self.fresh_unacked() {
-            self.post(&Relay::Command {
-                tab: self.id,
+        let tab = self.id;
+        let resent: Vec<Relay> = (self.unacked.fresh(now()).iter())
+            .map(|c| Relay::Command {
+                tab,
                 n: c.n,
                 cmd: c.cmd.clone(),
                 call: c.call,
-            });
-            self.unacked.push(c);
+            })
+            .collect();
+        for msg in &resent {
+            self.post(msg);
         }
     }
 
@@ -386,7 +300,7 @@ impl Tab {
         if resign {
             link.channel.post(&Relay::Resign { tab: self.id });
         }
-        link.last_heard = now();
+        self.succession(Input::Restart);
         self.report_master(false);
     }
 }
