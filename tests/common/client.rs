@@ -163,6 +163,23 @@ impl Client {
         }
     }
 
+    /// Asserts that nothing was queued for this client: a command's reply is the very next frame.
+    /// Events to one session go out in order, so whatever the server sent before it would come
+    /// first; this proves an absence without waiting on a clock.
+    pub async fn nothing_pending(&mut self) {
+        let id = self
+            .send(Command::Answer {
+                call: switchboard_proto::CallId("no-such-call".into()),
+            })
+            .await;
+        let frame = self.next().await;
+        assert_eq!(
+            frame.re,
+            Some(id),
+            "expected nothing before the reply, got {frame:?}"
+        );
+    }
+
     /// Waits for the server to close the connection and returns the close code.
     pub async fn closed(&mut self) -> Option<u16> {
         loop {

@@ -49,8 +49,13 @@ async fn a_reload_within_the_grace_period_does_not_flap() {
     bob.close().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _bob_again = server.user("bob").await;
-    // The old session expires after the grace period, but Bob is still online.
-    ann.silent_for(Duration::from_millis(2_500)).await;
+    // The old session expires after the grace period, but Bob is still online: once it is gone
+    // (Ann's session and Bob's new one remain), Ann must have heard nothing about Bob.
+    crate::store::until("Bob's old session to expire", || async {
+        server.metric("switchboard_sessions").await == 2.0
+    })
+    .await;
+    ann.nothing_pending().await;
 }
 
 #[tokio::test]
