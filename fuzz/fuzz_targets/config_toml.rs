@@ -24,8 +24,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let limits = &config.limits;
     assert!((256..=65536).contains(&limits.max_message_bytes));
-    assert!(limits.idle_timeout > limits.ping_interval);
-    assert!(!config.ring_timeout.is_zero() && !limits.ping_interval.is_zero());
+    assert!(limits.timing.idle_timeout > limits.timing.ping_interval);
+    assert!(!config.ring_timeout.is_zero() && !limits.timing.ping_interval.is_zero());
     assert!(limits.send_queue >= limits.replay_events + limits.max_watched + 8);
     assert!(limits.sessions_per_user >= 1);
 });

@@ -17,6 +17,8 @@ pub static DEMO: LazyLock<Identity> = LazyLock::new(|| Identity::new(&IdentityMo
 pub static SIGNED: LazyLock<Identity> = LazyLock::new(|| {
     Identity::new(&IdentityMode::Signed {
         secret: SECRET.to_vec(),
+        audience: None,
+        issuer: None,
     })
 });
 
