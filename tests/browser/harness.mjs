@@ -194,3 +194,44 @@ export async function leads(page) {
 export async function online(page) {
   await waitCall(page, 'my_onstatuschange', ([on]) => on === true);
 }
+
+/**
+ * A user for the room tests: a new browser context whose page, loaded from `base` (so its socket
+ * comes from the server's own origin), holds a raw Switchboard session logged in as `who`.
+ */
+export async function sessionUser(browser, base, who) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/healthz`);
+  await page.evaluate(({ url, who }) => new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    window.sb = { ws, frames: [] };
+    ws.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      window.sb.frames.push(frame);
+      if (frame.ev.type === 'logged_in') resolve();
+      if (frame.ev.type === 'error') reject(new Error(JSON.stringify(frame.ev)));
+    };
+    ws.onerror = () => reject(new Error('session socket failed'));
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ cmd: { type: 'hello', v: 1 } }));
+      ws.send(JSON.stringify({ id: 1, cmd: { type: 'login', auth: { demo: who } } }));
+    };
+  }), { url: `${base.replace(/^http/, 'ws')}/ws`, who });
+  return { context, session: page };
+}
+
+/** Sends one protocol frame on a `sessionUser`'s socket. */
+export function command(page, frame) {
+  return page.evaluate((frame) => window.sb.ws.send(JSON.stringify(frame)), frame);
+}
+
+/** The first `call` event in `state` a `sessionUser` received. */
+export async function callEvent(page, state) {
+  const handle = await page.waitForFunction(
+    (state) => window.sb.frames.map((f) => f.ev).find((ev) => ev.type === 'call' && ev.state === state),
+    state,
+    { timeout: 10_000 },
+  );
+  return handle.jsonValue();
+}

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 
-import { freePort, launch, startServer } from './harness.mjs';
+import { callEvent, command, freePort, launch, sessionUser, startServer } from './harness.mjs';
 
 const MEDIA_ARGS = [
   '--use-fake-ui-for-media-stream',
@@ -85,42 +85,14 @@ after(async () => {
 });
 
 /** A user logged in through the proxy, on a page the proxy served. */
-async function user(who) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${front}/healthz`);
-  await page.evaluate(({ url, who }) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    window.sb = { ws, frames: [] };
-    ws.onmessage = (event) => {
-      const frame = JSON.parse(event.data);
-      window.sb.frames.push(frame);
-      if (frame.ev.type === 'logged_in') resolve();
-    };
-    ws.onerror = () => reject(new Error('session socket failed'));
-    ws.onopen = () => {
-      ws.send(JSON.stringify({ cmd: { type: 'hello', v: 1 } }));
-      ws.send(JSON.stringify({ id: 1, cmd: { type: 'login', auth: { demo: who } } }));
-    };
-  }), { url: `${front.replace(/^http/, 'ws')}/ws`, who });
-  return { context, session: page };
-}
-
-async function callEvent(page, state) {
-  const handle = await page.waitForFunction(
-    (state) => window.sb.frames.map((f) => f.ev).find((ev) => ev.type === 'call' && ev.state === state),
-    state,
-    { timeout: 10_000 },
-  );
-  return handle.jsonValue();
-}
+const user = (who) => sessionUser(browser, front, who);
 
 test('join links, the room page and its signalling stay under the prefix', { timeout: 120_000 }, async () => {
   const ann = await user({ id: 'ann', name: 'Ann' });
   const bob = await user({ id: 'bob', name: 'Bob' });
-  await ann.session.evaluate(() => window.sb.ws.send(JSON.stringify({ id: 2, cmd: { type: 'call', to: 'bob' } })));
+  await command(ann.session, { id: 2, cmd: { type: 'call', to: 'bob' } });
   const ringing = await callEvent(bob.session, 'ringing');
-  await bob.session.evaluate((id) => window.sb.ws.send(JSON.stringify({ id: 3, cmd: { type: 'answer', call: id } })), ringing.id);
+  await command(bob.session, { id: 3, cmd: { type: 'answer', call: ringing.id } });
   const answered = await callEvent(ann.session, 'answered');
   for (const link of [ringing.link, answered.link]) {
     assert.ok(link.startsWith(`${front}/join/`), link);

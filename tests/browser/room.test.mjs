@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 
-import { launch, startServer } from './harness.mjs';
+import { callEvent, command, launch, sessionUser, startServer } from './harness.mjs';
 
 /** Fake camera and microphone, and WebRTC over 127.0.0.1 (this machine has no other interface). */
 const MEDIA_ARGS = [
@@ -25,42 +25,8 @@ let base;
 let browser;
 
 /** A user: a browser context with one page holding a Switchboard session, logged in. */
-async function user(who) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  // Served by the server itself, so the session's WebSocket comes from its own origin.
-  await page.goto(`${base}/healthz`);
-  await page.evaluate(({ url, who }) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    window.sb = { ws, frames: [] };
-    ws.onmessage = (event) => {
-      const frame = JSON.parse(event.data);
-      window.sb.frames.push(frame);
-      if (frame.ev.type === 'logged_in') resolve();
-      if (frame.ev.type === 'error') reject(new Error(JSON.stringify(frame.ev)));
-    };
-    ws.onerror = () => reject(new Error('session socket failed'));
-    ws.onopen = () => {
-      ws.send(JSON.stringify({ cmd: { type: 'hello', v: 1 } }));
-      ws.send(JSON.stringify({ id: 1, cmd: { type: 'login', auth: { demo: who } } }));
-    };
-  }), { url: `${base.replace(/^http/, 'ws')}/ws`, who });
-  return { context, session: page };
-}
+const user = (who) => sessionUser(browser, base, who);
 
-function command(page, frame) {
-  return page.evaluate((frame) => window.sb.ws.send(JSON.stringify(frame)), frame);
-}
-
-/** The first `call` event in `state` this session received. */
-async function callEvent(page, state) {
-  const handle = await page.waitForFunction(
-    (state) => window.sb.frames.map((f) => f.ev).find((ev) => ev.type === 'call' && ev.state === state),
-    state,
-    { timeout: 10_000 },
-  );
-  return handle.jsonValue();
-}
 
 async function openRoom(context, link) {
   const page = await context.newPage();

@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { freePort, launch, sleep, startServer } from './harness.mjs';
+import { callEvent, command, freePort, launch, sessionUser, sleep, startServer } from './harness.mjs';
 
 /** Fake camera and microphone, and WebRTC over 127.0.0.1 (this machine has no other interface). */
 const MEDIA_ARGS = [
@@ -92,40 +92,8 @@ function relayOnly(port, secret) {
 }
 
 /** A user: a browser context with a logged-in Switchboard session on `base`. */
-async function user(base, who) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${base}/healthz`);
-  await page.evaluate(({ url, who }) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    window.sb = { ws, frames: [] };
-    ws.onmessage = (event) => {
-      const frame = JSON.parse(event.data);
-      window.sb.frames.push(frame);
-      if (frame.ev.type === 'logged_in') resolve();
-      if (frame.ev.type === 'error') reject(new Error(JSON.stringify(frame.ev)));
-    };
-    ws.onerror = () => reject(new Error('session socket failed'));
-    ws.onopen = () => {
-      ws.send(JSON.stringify({ cmd: { type: 'hello', v: 1 } }));
-      ws.send(JSON.stringify({ id: 1, cmd: { type: 'login', auth: { demo: who } } }));
-    };
-  }), { url: `${base.replace(/^http/, 'ws')}/ws`, who });
-  return { context, session: page };
-}
+const user = (base, who) => sessionUser(browser, base, who);
 
-function command(page, frame) {
-  return page.evaluate((frame) => window.sb.ws.send(JSON.stringify(frame)), frame);
-}
-
-async function callEvent(page, state) {
-  const handle = await page.waitForFunction(
-    (state) => window.sb.frames.map((f) => f.ev).find((ev) => ev.type === 'call' && ev.state === state),
-    state,
-    { timeout: 10_000 },
-  );
-  return handle.jsonValue();
-}
 
 /** Sets up an answered call between two new users and opens both room pages. */
 async function call(base, caller, callee) {
