@@ -61,13 +61,7 @@ impl Client {
 
     /// Connects with a 4 KiB receive buffer, for tests of readers that fall behind.
     pub async fn connect_with_small_buffer(url: &str) -> Self {
-        let addr = url
-            .trim_start_matches("ws://")
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let addr = server_addr(url);
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let stream = socket.connect(addr).await.unwrap();
@@ -255,6 +249,15 @@ impl Client {
     }
 }
 
+/// The `host:port` a `ws://` URL names.
+fn server_addr(url: &str) -> std::net::SocketAddr {
+    let authority = url.trim_start_matches("ws://").split('/').next();
+    authority
+        .unwrap()
+        .parse()
+        .expect("a ws:// URL with an IP address and port")
+}
+
 /// Opens a WebSocket to `url` from the loopback address `source`, optionally claiming to
 /// forward for another client; the server's refusal comes back as the error.
 pub async fn open_from(
@@ -263,13 +266,7 @@ pub async fn open_from(
     forwarded_for: Option<&str>,
 ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, tokio_tungstenite::tungstenite::Error> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let addr = url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = server_addr(url);
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket
         .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
