@@ -10,7 +10,7 @@ use switchboard_proto::{
 use crate::json::{Json, Writer};
 
 /// Every error code by its wire name.
-const ERROR_CODES: [(&str, ErrorCode); 24] = [
+const ERROR_CODES: [(&str, ErrorCode); 25] = [
     ("bad_frame", ErrorCode::BadFrame),
     ("frame_too_large", ErrorCode::FrameTooLarge),
     ("hello_required", ErrorCode::HelloRequired),
@@ -37,6 +37,7 @@ const ERROR_CODES: [(&str, ErrorCode); 24] = [
     ("wrong_call_state", ErrorCode::WrongCallState),
     ("room_failed", ErrorCode::RoomFailed),
     ("shutting_down", ErrorCode::ShuttingDown),
+    ("overloaded", ErrorCode::Overloaded),
     ("internal", ErrorCode::Internal),
 ];
 

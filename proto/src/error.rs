@@ -39,6 +39,8 @@ pub enum ErrorCode {
     /// The conferencing server could not make a room.
     RoomFailed,
     ShuttingDown,
+    /// The server is too far behind (its database cannot keep up) to take new calls now.
+    Overloaded,
     Internal,
 }
 
@@ -69,6 +71,7 @@ impl ErrorCode {
             Self::WrongCallState => "the call is no longer in that state",
             Self::RoomFailed => "no conference room could be made",
             Self::ShuttingDown => "the server is shutting down",
+            Self::Overloaded => "the server is overloaded; try again in a moment",
             Self::Internal => "internal server error",
         }
     }

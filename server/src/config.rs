@@ -151,6 +151,8 @@ pub struct Cli {
 pub struct Settings {
     pub listen: String,
     pub db: PathBuf,
+    /// Database writes waiting to commit beyond which new calls are refused.
+    pub store_backlog_limit: u64,
     pub www: PathBuf,
     pub public_url: Option<String>,
     #[serde(deserialize_with = "comma_list")]
@@ -256,6 +258,7 @@ impl Default for Settings {
         Self {
             listen: "127.0.0.1:8080".into(),
             db: PathBuf::from("data/switchboard.db"),
+            store_backlog_limit: crate::store::BACKLOG_LIMIT,
             www: PathBuf::from("www"),
             public_url: None,
             allowed_origins: Vec::new(),
@@ -414,6 +417,8 @@ pub struct Limits {
 pub struct Config {
     pub listen: String,
     pub db: PathBuf,
+    /// Database writes waiting to commit beyond which new calls are refused (`overloaded`).
+    pub store_backlog_limit: u64,
     pub www: PathBuf,
     pub public_url: Option<Url>,
     /// Origins (`scheme://host[:port]`) allowed to open WebSockets besides the server's own.
@@ -567,6 +572,7 @@ impl Config {
         Ok(Self {
             listen: s.listen,
             db: s.db,
+            store_backlog_limit: s.store_backlog_limit,
             www: s.www,
             public_url,
             allowed_origins,

@@ -28,7 +28,7 @@ use hub::{Clock, Hub, HubConfig};
 use identity::Identity;
 use metrics::Metrics;
 use rooms::{BuiltinRoom, OpenMeetings, RoomProvider};
-use store::Store;
+use store::{Instruments, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -94,9 +94,13 @@ pub async fn start(
         .transpose()?;
     let db = config.db.clone();
     let metrics = Arc::new(Metrics::default());
-    let store_errors = metrics.store_errors.clone();
+    let instruments = Instruments {
+        errors: metrics.store_errors.clone(),
+        backlog: metrics.store_backlog.clone(),
+    };
+    let backlog_limit = config.store_backlog_limit;
     let (store, writer, loaded) =
-        tokio::task::spawn_blocking(move || Store::open(&db, store_errors))
+        tokio::task::spawn_blocking(move || Store::open(&db, backlog_limit, instruments))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
     let store_health = store.health();

@@ -41,6 +41,8 @@ pub struct Metrics {
     /// Failed database writes: `retried` attempts (the database was locked, full or failing)
     /// and `lost` writes, given up for good.
     pub store_errors: Family<OutcomeLabel, Counter>,
+    /// Database writes queued and not yet committed.
+    pub store_backlog: Gauge,
     /// Connections dropped by the server (stopped reading, silent, flooding), by reason.
     pub dropped: Family<ReasonLabel, Counter>,
     /// Connections refused before their upgrade, by reason.
@@ -60,6 +62,7 @@ impl Default for Metrics {
             refusals: Family::default(),
             slow_clients: Counter::default(),
             store_errors: Family::default(),
+            store_backlog: Gauge::default(),
             dropped: Family::default(),
             turned_away: Family::default(),
             registry: Registry::default(),
@@ -104,6 +107,11 @@ impl Default for Metrics {
             "store_errors",
             "Failed database writes: attempts retried, and writes lost",
             metrics.store_errors.clone(),
+        );
+        registry.register(
+            "store_backlog",
+            "Database writes queued and not yet committed",
+            metrics.store_backlog.clone(),
         );
         registry.register(
             "dropped_connections",

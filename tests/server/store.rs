@@ -12,7 +12,7 @@ use std::{
 
 use futures_util::future::join_all;
 use rusqlite::Connection;
-use switchboard_proto::{CallId, CallState, Command};
+use switchboard_proto::{CallId, CallState, Command, ErrorCode, Event};
 use tempfile::TempDir;
 use tokio::time::Instant;
 
@@ -196,6 +196,82 @@ async fn a_full_disk_fails_healthz_and_the_writes_land_once_there_is_room() {
         health(&server).await.0 == 200
     })
     .await;
+    assert_eq!(store_errors(&server, "lost").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_too_far_behind_refuses_new_calls_and_finishes_the_others() {
+    let server = TestServer::start_with(|s| s.store_backlog_limit = 20).await;
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+    let mut cat = server.user("cat").await;
+    let mut dan = server.user("dan").await;
+    let lock = Connection::open(&server.db).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    // A call that rings all through the backlog.
+    let waiting = cat.call("dan").await.id;
+    dan.call_in(CallState::Ringing).await;
+    // Calls go on in memory until the writes behind them pass the limit; then a new call is
+    // refused with a reason, and nothing else about the session changes.
+    let mut talked = Vec::new();
+    let refused = loop {
+        assert!(talked.len() < 20, "no call was refused");
+        let re = ann.send(Command::Call { to: "bob".into() }).await;
+        let frame = ann.next().await;
+        match frame.ev {
+            Event::Call(view) => {
+                bob.call_in(CallState::Ringing).await;
+                bob.answer(&view.id).await;
+                ann.call_in(CallState::Answered).await;
+                bob.call_in(CallState::Answered).await;
+                ann.send(Command::Hangup {
+                    call: view.id.clone(),
+                })
+                .await;
+                ann.call_in(CallState::Ended).await;
+                bob.call_in(CallState::Ended).await;
+                talked.push(view.id);
+            }
+            Event::Error { code, .. } => break (re, frame.re, code),
+            other => panic!("expected a call or an error, got {other:?}"),
+        }
+    };
+    let (sent, answered_to, code) = refused;
+    assert_eq!((answered_to, code), (Some(sent), ErrorCode::Overloaded));
+    bob.nothing_pending().await;
+    let (status, body) = health(&server).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("behind"), "{body}");
+
+    // The call admitted before goes on to its end.
+    dan.answer(&waiting).await;
+    cat.call_in(CallState::Answered).await;
+    dan.call_in(CallState::Answered).await;
+    dan.send(Command::Hangup {
+        call: waiting.clone(),
+    })
+    .await;
+    cat.call_in(CallState::Ended).await;
+    dan.call_in(CallState::Ended).await;
+
+    lock.execute_batch("COMMIT").unwrap();
+    until("every admitted call is recorded as ended", || async {
+        ended_calls(&server.db) == talked.len() as i64 + 1
+    })
+    .await;
+    for call in talked.iter().chain([&waiting]) {
+        assert_eq!(
+            stored(&server.db, call).unwrap().events,
+            ["ringing", "answered", "ended"]
+        );
+    }
+    until("/healthz is fine again", || async {
+        health(&server).await.0 == 200
+    })
+    .await;
+    // New calls are taken again.
+    talk(&mut ann, &mut bob, "bob").await;
     assert_eq!(store_errors(&server, "lost").await, 0.0);
 }
 

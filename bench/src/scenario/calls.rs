@@ -150,9 +150,12 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
         }
         let placed: u64 = best.as_ref().map_or(0, |s| s.placed);
         if let Some(rogues) = rogues {
-            let rss_end = target.rss_kib();
+            let rss_busy = target.rss_kib();
             rogues.stop();
-            print_memory(rss_start, rss_end);
+            // The server frees what the misbehaving clients held once it sees their sockets go.
+            tokio::time::sleep(SETTLE).await;
+            let rss_end = target.rss_kib();
+            ok &= print_memory(rss_start, rss_busy, rss_end);
         }
         pool.quit().await;
         if let (Some(process), false) = (target.process.as_mut(), o.ramp) {
@@ -202,14 +205,29 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
-/// Server memory before and after the misbehaving clients' run.
-fn print_memory(start: Option<u64>, end: Option<u64>) {
-    match (start, end) {
-        (Some(start), Some(end)) => println!(
-            "  server RSS: {start} KiB at the start, {end} KiB at the end (end/start {:.2})",
-            end as f64 / start.max(1) as f64
-        ),
-        _ => println!("  server RSS: unknown (give --server-pid with --url)"),
+/// How long the server gets, once the misbehaving clients are gone, before its memory is read
+/// again.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How much more memory the server may hold after the run than before it.
+const MEMORY_GROWTH: f64 = 1.10;
+
+/// Server memory before, during and after the misbehaving clients' run; fails when what the
+/// server holds after it has grown by more than [`MEMORY_GROWTH`].
+fn print_memory(start: Option<u64>, busy: Option<u64>, end: Option<u64>) -> bool {
+    match (start, busy, end) {
+        (Some(start), Some(busy), Some(end)) => {
+            let growth = end as f64 / start.max(1) as f64;
+            println!(
+                "  server RSS: {start} KiB at the start, {busy} KiB at the end of the stage, \
+                 {end} KiB {}s after the misbehaving clients left (end/start {growth:.2}, at most {MEMORY_GROWTH:.2})",
+                SETTLE.as_secs()
+            );
+            growth <= MEMORY_GROWTH
+        }
+        _ => {
+            println!("  server RSS: unknown (give --server-pid with --url)");
+            true
+        }
     }
 }
 

@@ -36,6 +36,12 @@ impl State {
         if !validate_user_id(&to) {
             return Err(ErrorCode::InvalidUserId);
         }
+        // Every write of a call under way is kept however far behind the database is; what
+        // bounds the backlog is that no new call starts while it is over its limit.
+        // (Counted in `switchboard_refusals_total`; `/healthz` says how far behind.)
+        if self.store.behind().is_some() {
+            return Err(ErrorCode::Overloaded);
+        }
         if let Some(limiter) = &self.limiter
             && limiter.check_key(&caller_id).is_err()
         {

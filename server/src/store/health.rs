@@ -10,9 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use prometheus_client::metrics::{counter::Counter, family::Family};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 
-use super::{StoreError, Write};
+use super::{Instruments, StoreError, Write};
 use crate::metrics::OutcomeLabel;
 
 /// How long the writer keeps retrying once the server stops: long enough for a short lock to
@@ -29,30 +29,53 @@ pub(super) struct Shared {
     deadline: Mutex<Option<Instant>>,
     /// `switchboard_store_errors_total`, by outcome: `retried` attempts and `lost` writes.
     errors: Family<OutcomeLabel, Counter>,
+    /// Writes queued and not yet committed (or given up).
+    backlog: Gauge,
+    /// The backlog over which the store reports itself behind.
+    backlog_limit: u64,
 }
 
 impl Shared {
-    pub(super) fn new(errors: Family<OutcomeLabel, Counter>) -> Self {
+    pub(super) fn new(backlog_limit: u64, instruments: Instruments) -> Self {
         Self {
             problem: Mutex::new(None),
             lost: AtomicU64::new(0),
             deadline: Mutex::new(None),
-            errors,
+            errors: instruments.errors,
+            backlog: instruments.backlog,
+            backlog_limit,
         }
     }
 
+    /// `n` more writes are queued.
+    pub(super) fn queued(&self, n: usize) {
+        self.backlog.inc_by(n as i64);
+    }
+
+    /// `n` queued writes are committed or given up.
+    pub(super) fn settled(&self, n: usize) {
+        self.backlog.dec_by(n as i64);
+    }
+
+    /// The backlog, when it is over the limit.
+    pub(super) fn behind(&self) -> Option<u64> {
+        let backlog = self.backlog.get().max(0) as u64;
+        (backlog > self.backlog_limit).then_some(backlog)
+    }
+
     /// An attempt to commit failed and will be made again.
-    pub(super) fn retrying(&self, error: &rusqlite::Error, queued: usize) {
+    pub(super) fn retrying(&self, error: &rusqlite::Error) {
         self.count("retried");
-        self.failing(error, queued);
+        self.failing(error);
     }
 
     /// The database takes no writes: `/healthz` says why until an attempt succeeds.
-    pub(super) fn failing(&self, error: &rusqlite::Error, queued: usize) {
+    pub(super) fn failing(&self, error: &rusqlite::Error) {
         let mut problem = self.problem.lock().unwrap_or_else(PoisonError::into_inner);
         let now = error.to_string();
         if problem.as_deref() != Some(&now) {
-            tracing::warn!(%error, queued, "the database takes no writes");
+            let backlog = self.backlog.get();
+            tracing::warn!(%error, backlog, "the database takes no writes");
             *problem = Some(now);
         }
     }
@@ -106,12 +129,19 @@ impl Shared {
 pub struct Health(pub(super) Arc<Shared>);
 
 impl Health {
-    /// Why the database takes no writes right now, or `None` when it does.
+    /// Why the database takes no writes right now, or is too far behind to take new calls;
+    /// `None` when all is well.
     pub fn problem(&self) -> Option<String> {
-        self.0
+        let failing = self
+            .0
             .problem
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        failing.or_else(|| {
+            self.0.behind().map(|backlog| {
+                format!("the database is {backlog} writes behind: new calls are refused")
+            })
+        })
     }
 }

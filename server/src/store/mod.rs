@@ -1,6 +1,7 @@
 //! SQLite behind one writer thread: WAL mode, batched transactions, typed methods. Only
-//! start-up reads the database; afterwards the async tasks only queue writes, and never wait on
-//! SQLite: a write that finds the queue full is counted as lost instead.
+//! start-up reads the database; afterwards the async tasks only queue writes and never wait on
+//! SQLite. Every queued write is kept until it commits; the queue's length is the backlog, and
+//! while it is over its limit the hub refuses new calls (and `/healthz` fails) instead.
 
 mod health;
 mod statements;
@@ -8,7 +9,7 @@ mod writer;
 
 use std::{path::Path, sync::Arc, thread, time::Duration};
 
-use prometheus_client::metrics::{counter::Counter, family::Family};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use rusqlite::{Connection, OptionalExtension};
 use rusqlite_migration::{M, Migrations};
 use switchboard_proto::{CallId, CallState, UserRef};
@@ -22,10 +23,10 @@ use crate::{
     metrics::OutcomeLabel,
 };
 
-/// Writes held while the database takes none (a lock, a full disk): enough for a 10 s lock at
-/// 2,000 calls/s with three writes each, about 25 MB at most. Beyond it writes are lost
-/// (counted) rather than making the hub, and so every call, wait on the database.
-const QUEUE: usize = 65_536;
+/// The default backlog limit: writes waiting for the database (a lock, a full disk, a slow
+/// disk) beyond which new calls are refused. Enough for a 10 s lock at 2,000 calls/s with three
+/// writes each; about 25 MB of queued writes.
+pub const BACKLOG_LIMIT: u64 = 65_536;
 /// How long opening waits on another connection's lock (a backup, a shell) before failing.
 const OPEN_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one write attempt waits on a lock inside SQLite; a longer lock goes through the
@@ -106,8 +107,17 @@ pub struct Loaded {
 /// Queues writes for the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    tx: mpsc::Sender<Op>,
+    tx: mpsc::UnboundedSender<Op>,
     shared: Arc<Shared>,
+}
+
+/// What the store reports to `/metrics`.
+#[derive(Clone, Default)]
+pub struct Instruments {
+    /// `switchboard_store_errors_total`: failed attempts (`retried`) and `lost` writes.
+    pub errors: Family<OutcomeLabel, Counter>,
+    /// `switchboard_store_backlog`: writes queued and not yet committed.
+    pub backlog: Gauge,
 }
 
 /// Joins the writer thread; it ends once every [`Store`] handle is gone and the queue is drained.
@@ -130,10 +140,11 @@ fn migrations() -> Migrations<'static> {
 
 impl Store {
     /// Opens (creating and migrating) the database, reads what is live, and starts the writer.
-    /// `errors` is the counter the writer reports failed attempts and lost writes to.
+    /// Past `backlog_limit` queued writes, [`Store::behind`] says so.
     pub fn open(
         path: &Path,
-        errors: Family<OutcomeLabel, Counter>,
+        backlog_limit: u64,
+        instruments: Instruments,
     ) -> Result<(Store, Writer, Loaded), StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -147,8 +158,8 @@ impl Store {
         migrations().to_latest(&mut conn)?;
         let loaded = load(&conn)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        let shared = Arc::new(Shared::new(errors));
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let shared = Arc::new(Shared::new(backlog_limit, instruments));
+        let (tx, rx) = mpsc::unbounded_channel();
         let thread = thread::Builder::new()
             .name("switchboard-store".into())
             .spawn({
@@ -163,18 +174,22 @@ impl Store {
         Ok((Store { tx, shared }, writer, loaded))
     }
 
-    /// Queues a write without waiting. When the queue is full (the database has taken no
-    /// writes for a while) the write is lost: counted and logged.
+    /// Queues a write without waiting; it stays queued until it commits, however long the
+    /// database takes. Only a writer thread that is gone loses it (counted and logged).
     pub fn write(&self, write: Write) {
-        if let Err(e) = self.tx.try_send(Op::Write(write)) {
-            let reason = match &e {
-                mpsc::error::TrySendError::Full(_) => "the write queue is full",
-                mpsc::error::TrySendError::Closed(_) => "the database writer is gone",
-            };
-            if let Op::Write(write) = e.into_inner() {
-                self.shared.lose(&write, &reason);
+        self.shared.queued(1);
+        if let Err(e) = self.tx.send(Op::Write(write)) {
+            if let Op::Write(write) = e.0 {
+                self.shared.lose(&write, &"the database writer is gone");
             }
+            self.shared.settled(1);
         }
+    }
+
+    /// How many writes wait for the database, when that is over the backlog limit: the hub then
+    /// takes no new calls, so the backlog stays bounded by the calls already under way.
+    pub fn behind(&self) -> Option<u64> {
+        self.shared.behind()
     }
 
     /// Waits until everything queued so far is committed or given up; fails if any write since
@@ -183,7 +198,6 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Op::Flush(tx))
-            .await
             .map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?;
         self.shared.outcome()
@@ -289,7 +303,8 @@ mod tests {
     async fn calls_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/sb.db");
-        let (store, writer, loaded) = Store::open(&path, Family::default()).unwrap();
+        let (store, writer, loaded) =
+            Store::open(&path, BACKLOG_LIMIT, Instruments::default()).unwrap();
         assert!(loaded.users.is_empty() && loaded.live_calls.is_empty());
 
         let (ringing, _) = place(
@@ -329,7 +344,8 @@ mod tests {
         drop(store);
         writer.join().unwrap();
 
-        let (_store, _writer, loaded) = Store::open(&path, Family::default()).unwrap();
+        let (_store, _writer, loaded) =
+            Store::open(&path, BACKLOG_LIMIT, Instruments::default()).unwrap();
         assert_eq!(loaded.users.len(), 2);
         assert_eq!(loaded.live_calls.len(), 1);
         assert_eq!(loaded.live_calls[0].call, second);
@@ -340,8 +356,9 @@ mod tests {
     async fn one_bad_write_does_not_take_its_batch_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sb.db");
-        let errors = Family::<OutcomeLabel, Counter>::default();
-        let (store, writer, _) = Store::open(&path, errors.clone()).unwrap();
+        let instruments = Instruments::default();
+        let errors = instruments.errors.clone();
+        let (store, writer, _) = Store::open(&path, BACKLOG_LIMIT, instruments).unwrap();
         let call = |id: &str| {
             place(
                 CallId(id.into()),
@@ -393,32 +410,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_loses_only_what_does_not_fit_and_never_waits() {
+    async fn a_locked_database_loses_nothing_and_reports_its_backlog() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sb.db");
-        let (store, writer, _) = Store::open(&path, Family::default()).unwrap();
+        let instruments = Instruments::default();
+        let backlog = instruments.backlog.clone();
+        let (store, writer, _) = Store::open(&path, 1_000, instruments).unwrap();
         let lock = Connection::open(&path).unwrap();
         lock.execute_batch("BEGIN IMMEDIATE").unwrap();
 
-        // More writes than the queue holds, while the database takes none: none of them waits.
-        const WRITES: usize = QUEUE + 2 * 1_024;
+        // Far more writes than the limit, while the database takes none: none waits, none is
+        // lost, and the store says how far behind it is.
+        const WRITES: u64 = 10_000;
+        assert_eq!(store.behind(), None);
         for i in 0..WRITES {
             store.write(Write::SeenUser {
                 user: user(&format!("u{i}")),
                 at: 1,
             });
         }
-        let lost = store.shared.lost.load(std::sync::atomic::Ordering::Relaxed);
-        assert!((1_024..=2 * 1_024).contains(&(lost as usize)), "{lost}");
+        assert_eq!(backlog.get() as u64, WRITES);
+        assert_eq!(store.behind(), Some(WRITES));
+        assert_eq!(
+            store.shared.lost.load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
 
         lock.execute_batch("COMMIT").unwrap();
-        assert!(matches!(store.flush().await, Err(StoreError::Lost(n)) if n == lost));
+        store.flush().await.unwrap();
+        assert_eq!(store.behind(), None);
+        assert_eq!(backlog.get(), 0);
         drop(store);
-        writer.join().unwrap_err();
+        writer.join().unwrap();
         let users: u64 = Connection::open(&path)
             .unwrap()
             .query_row("SELECT count(*) FROM users", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(users + lost, WRITES as u64, "everything that fitted landed");
+        assert_eq!(users, WRITES, "every write landed");
     }
 }

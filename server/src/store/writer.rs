@@ -23,7 +23,7 @@ const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 
 /// Runs until every handle is gone and the queue is drained.
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, shared: &Shared) {
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Op>, shared: &Shared) {
     let mut ops = Vec::with_capacity(BATCH);
     let mut writes = Vec::with_capacity(BATCH);
     let mut flushed = Vec::new();
@@ -43,7 +43,8 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, shared: &Sha
                 Op::Flush(done) => flushed.push(done),
             }
         }
-        commit(&mut conn, &writes, &rx, shared);
+        commit(&mut conn, &writes, shared);
+        shared.settled(writes.len());
         writes.clear();
         for done in flushed.drain(..) {
             let _ = done.send(());
@@ -53,7 +54,7 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, shared: &Sha
 
 /// Commits `writes`, trying until it succeeds or the shutdown deadline passes; each write is
 /// then either in the database or counted as lost.
-fn commit(conn: &mut Connection, writes: &[Write], rx: &mpsc::Receiver<Op>, shared: &Shared) {
+fn commit(conn: &mut Connection, writes: &[Write], shared: &Shared) {
     let mut pause = FIRST_PAUSE;
     loop {
         let time_left = shared.time_left();
@@ -74,13 +75,13 @@ fn commit(conn: &mut Connection, writes: &[Write], rx: &mpsc::Receiver<Op>, shar
                 return;
             }
             Err(e) if is_transient(&e) && time_left != Some(Duration::ZERO) => {
-                shared.retrying(&e, writes.len() + rx.len());
+                shared.retrying(&e);
                 let wait = time_left.map_or(pause, |left| left.min(pause));
                 thread::sleep(wait);
                 pause = (pause * 2).min(LONGEST_PAUSE);
             }
             Err(e) => {
-                shared.failing(&e, writes.len() + rx.len());
+                shared.failing(&e);
                 for write in writes {
                     shared.lose(write, &e);
                 }
