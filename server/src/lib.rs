@@ -130,6 +130,7 @@ pub async fn start(
             max_call_duration: config.max_call_duration,
             single_session: config.single_session,
             limits: config.limits.clone(),
+            replay_for: config.limits.timing.idle_timeout + config.presence_grace,
             public_url,
         },
         loaded,

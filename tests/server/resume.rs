@@ -94,6 +94,32 @@ async fn a_resume_beyond_the_replay_window_gets_the_state_afresh() {
 }
 
 #[tokio::test]
+async fn events_older_than_the_replay_window_are_let_go() {
+    // The window is how long a client can go unheard and still resume: the idle timeout plus
+    // the grace period, 3 s here.
+    let server = TestServer::start_with(|s| {
+        s.ping_interval = Duration::from_secs(1);
+        s.idle_timeout = Duration::from_secs(2);
+        s.presence_grace = Duration::from_secs(1);
+    })
+    .await;
+    let mut ann = server.user("ann").await;
+    let before_presence = ann.resume();
+    ann.send(Command::Watch {
+        users: vec!["bob".into()],
+    })
+    .await;
+    assert!(!ann.presence().await.2);
+    // Ann stays connected and answers pings for longer than the window.
+    assert!(ann.try_next(Duration::from_millis(3_500)).await.is_none());
+
+    // A resume that asks for the presence event again finds it let go: it starts afresh.
+    let again = Client::connect_resuming(&server.ws_url(), Some(before_presence.clone())).await;
+    assert!(!again.resumed);
+    assert_ne!(again.session, before_presence.session);
+}
+
+#[tokio::test]
 async fn a_restart_keeps_history_and_rings_on() {
     let mut server = TestServer::start_with(|s| s.ring_timeout = Duration::from_secs(30)).await;
     let mut ann = server.user("ann").await;

@@ -205,9 +205,11 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
-/// How long the server gets, once the misbehaving clients are gone, before its memory is read
-/// again.
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the server gets, once the stage is over and the misbehaving clients are gone, before
+/// its memory is read again: what a busy spell leaves is let go within the replay window (the
+/// default `idle_timeout` plus `presence_grace`, 55 s), the hub's housekeeping (10 s) and the
+/// allocator's decay (10 s).
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(80);
 /// How much more memory the server may hold after the run than before it.
 const MEMORY_GROWTH: f64 = 1.10;
 

@@ -105,6 +105,11 @@ pub struct HubConfig {
     pub max_call_duration: Duration,
     pub single_session: bool,
     pub limits: Limits,
+    /// How long a sent event is kept for a client that reconnects: the longest a client can
+    /// go without hearing from the server and still resume (the time the server may take to
+    /// notice a dead connection, then the grace period). An event older than that on a live
+    /// session cannot be missing from any client that can still resume it.
+    pub replay_for: Duration,
     /// Join links are `{public_url}/join/{token}`.
     pub public_url: String,
 }

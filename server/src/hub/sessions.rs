@@ -23,6 +23,10 @@ impl State {
     ) -> Attached {
         let conn = self.next_session_id();
         let resumed = resume.and_then(|r| self.keys.get(&r.session).map(|&id| (id, r.last_seq)));
+        if let Some((id, _)) = resumed {
+            // Nothing past the replay window is replayed, however long ago it was trimmed.
+            self.forget_old_events_of(id);
+        }
         let (session, last_seq) = match resumed {
             Some((id, last_seq)) => (id, Some(last_seq)),
             None => {
@@ -91,12 +95,12 @@ impl State {
         let covered = s.seq <= last_seq
             || s.replay
                 .front()
-                .is_some_and(|(seq, _)| *seq <= last_seq + 1);
+                .is_some_and(|kept| kept.seq <= last_seq + 1);
         covered.then(|| {
             s.replay
                 .iter()
-                .filter(|(seq, _)| *seq > last_seq)
-                .map(|(_, frame)| frame.clone())
+                .filter(|kept| kept.seq > last_seq)
+                .map(|kept| kept.frame.clone())
                 .collect()
         })
     }

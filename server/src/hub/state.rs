@@ -16,11 +16,16 @@ use tokio_util::time::{DelayQueue, delay_queue::Key};
 
 use super::{Clock, ConnId, HubConfig, Msg, Outgoing, SessionId};
 use crate::{
+    calls::Millis,
     calls::{Call, Input},
     metrics::Metrics,
     rooms::RoomProvider,
     store::{Loaded, Store, Write},
 };
+
+/// How often the hub lets go of what it no longer needs: rate limiter entries, and kept events
+/// past the replay window.
+const HOUSEKEEPING: Duration = Duration::from_secs(10);
 
 /// A browser's logical connection: it outlives its socket by the grace period, so a client
 /// that reconnects resumes it.
@@ -32,11 +37,20 @@ pub(super) struct Session {
     pub user: Option<String>,
     /// The sequence number of the last event sent.
     pub seq: u64,
-    /// The last events sent, for a client that reconnects to catch up.
-    pub replay: VecDeque<(u64, Utf8Bytes)>,
+    /// The last events sent within the replay window, for a client that reconnects to catch
+    /// up.
+    pub replay: VecDeque<Kept>,
     pub watching: Vec<String>,
     /// Armed while the session has no connection.
     pub grace: Option<Key>,
+}
+
+/// An event kept for a client that reconnects.
+pub(super) struct Kept {
+    pub seq: u64,
+    /// When it was sent: past the replay window nobody can still be missing it.
+    pub at: Millis,
+    pub frame: Utf8Bytes,
 }
 
 pub(super) struct Conn {
@@ -140,7 +154,7 @@ impl State {
     }
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
@@ -163,6 +177,7 @@ impl State {
                     self.fire(expired.into_inner());
                 }
                 _ = housekeeping.tick() => {
+                    self.forget_old_events();
                     if let Some(limiter) = &self.limiter {
                         limiter.retain_recent();
                     }
