@@ -7,4 +7,4 @@ pub mod fake_openmeetings;
 pub mod server;
 
 pub use client::Client;
-pub use server::TestServer;
+pub use server::{PRESENCE_GRACE, TestServer};

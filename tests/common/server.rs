@@ -8,6 +8,9 @@ use tokio::net::TcpListener;
 
 use super::Client;
 
+/// How long a test server keeps a user online after their last connection goes.
+pub const PRESENCE_GRACE: Duration = Duration::from_millis(300);
+
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
     pub db: PathBuf,
@@ -24,7 +27,7 @@ pub fn test_settings(dir: &TempDir) -> Settings {
         listen: "127.0.0.1:0".into(),
         db: dir.path().join("switchboard.db"),
         www: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../www")),
-        presence_grace: Duration::from_millis(300),
+        presence_grace: PRESENCE_GRACE,
         ring_timeout: Duration::from_secs(10),
         room_url_template: Some("https://meet.example.org/{room}?name={name}".into()),
         ..Settings::default()

@@ -231,7 +231,7 @@ async fn following_the_callee_link_answers_a_ringing_call() {
     let head = http().head(&link).send().await.unwrap();
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(head.headers()["cache-control"], "no-store");
-    ann.silent_for(Duration::from_millis(100)).await;
+    ann.nothing_pending().await;
     let response = http().get(&link).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let answered = ann.call_in(CallState::Answered).await;
@@ -278,7 +278,7 @@ async fn a_refused_call_leaves_the_current_call_alone() {
         ann.send(Command::Call { to: to.into() }).await;
         ann.error().await;
     }
-    bob.silent_for(Duration::from_millis(100)).await;
+    bob.nothing_pending().await;
     ann.send(Command::Hangup { call: call.clone() }).await;
     assert_eq!(ann.call_in(CallState::Ended).await.id, call);
 }

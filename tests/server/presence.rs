@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use switchboard_proto::{Command, Event, LogoutReason};
+use tokio::time::Instant;
 
-use crate::common::TestServer;
+use crate::common::{PRESENCE_GRACE as GRACE, TestServer};
 
 #[tokio::test]
 async fn watchers_see_users_come_and_go_after_the_grace_period() {
@@ -25,12 +26,17 @@ async fn watchers_see_users_come_and_go_after_the_grace_period() {
     );
     assert_eq!(server.metric("switchboard_users_online").await, 2.0);
 
+    let closed = Instant::now();
     bob.close().await;
-    // Within the grace period nothing changes: a reload must not flap.
-    ann.silent_for(Duration::from_millis(150)).await;
+    // Within the grace period nothing changes (a reload must not flap): the next event is
+    // Bob going offline, once the grace period is over.
     assert_eq!(
         ann.presence().await,
         ("bob".into(), Some("Bob".into()), false)
+    );
+    assert!(
+        closed.elapsed() >= GRACE,
+        "offline before the grace period ended"
     );
     assert_eq!(server.metric("switchboard_users_online").await, 1.0);
 }
@@ -91,9 +97,16 @@ async fn a_user_is_online_while_any_session_is() {
     assert!(ann.presence().await.2);
     let laptop = server.user("bob").await;
     phone.close().await;
-    ann.silent_for(Duration::from_millis(600)).await;
+    // Bob stays online on his laptop well past the phone's grace period; he goes offline only
+    // a grace period after the laptop goes too.
+    tokio::time::sleep(2 * GRACE).await;
+    let laptop_closed = Instant::now();
     laptop.close().await;
     assert!(!ann.presence().await.2);
+    assert!(
+        laptop_closed.elapsed() >= GRACE,
+        "offline when the phone left, with the laptop still there"
+    );
 }
 
 #[tokio::test]
@@ -116,7 +129,7 @@ async fn single_session_mode_logs_the_older_session_out() {
         }
     );
     // Ann never went offline in between.
-    watcher.silent_for(Duration::from_millis(500)).await;
+    watcher.nothing_pending().await;
 }
 
 #[tokio::test]
