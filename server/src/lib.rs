@@ -11,6 +11,7 @@ pub mod connection;
 pub mod http;
 pub mod hub;
 pub mod identity;
+pub mod memory;
 pub mod metrics;
 pub mod origin;
 pub mod rooms;

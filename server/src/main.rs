@@ -6,12 +6,6 @@ use switchboard::{Config, config::Cli};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-/// jemalloc, with its background thread, hands memory back to the system about ten seconds after
-/// it is freed, even while the server is idle; glibc's allocator keeps a busy spell's high-water
-/// mark for good.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -7,6 +7,8 @@ use prometheus_client::{
 };
 use switchboard_proto::{CallState, ErrorCode};
 
+use crate::memory::Memory;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
@@ -47,6 +49,8 @@ pub struct Metrics {
     pub dropped: Family<ReasonLabel, Counter>,
     /// Connections refused before their upgrade, by reason.
     pub turned_away: Family<ReasonLabel, Counter>,
+    /// The allocator's figures, read at each scrape.
+    pub memory: Memory,
 }
 
 impl Default for Metrics {
@@ -65,6 +69,7 @@ impl Default for Metrics {
             store_backlog: Gauge::default(),
             dropped: Family::default(),
             turned_away: Family::default(),
+            memory: Memory::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -123,6 +128,16 @@ impl Default for Metrics {
             "Connections refused before their upgrade, by reason",
             metrics.turned_away.clone(),
         );
+        registry.register(
+            "memory_allocated_bytes",
+            "Bytes in live allocations",
+            metrics.memory.allocated.clone(),
+        );
+        registry.register(
+            "memory_resident_bytes",
+            "Bytes of RAM the allocator holds",
+            metrics.memory.resident.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -159,6 +174,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        self.memory.refresh();
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             tracing::error!("encoding metrics failed");

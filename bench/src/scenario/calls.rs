@@ -152,8 +152,11 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
         if let Some(rogues) = rogues {
             let rss_busy = target.rss_kib();
             rogues.stop();
-            // The server frees what the misbehaving clients held once it sees their sockets go.
-            tokio::time::sleep(SETTLE).await;
+            // The server frees what the stage and the misbehaving clients left once it sees
+            // their sockets go and its windows pass; only worth waiting for if it is measured.
+            if rss_busy.is_some() {
+                tokio::time::sleep(SETTLE).await;
+            }
             let rss_end = target.rss_kib();
             ok &= print_memory(rss_start, rss_busy, rss_end);
         }
