@@ -75,8 +75,7 @@ impl State {
     /// Lets go of the events every session keeps for longer than the replay window, so a busy
     /// spell's events do not stay in memory for good on sessions that have since gone quiet.
     pub(super) fn forget_old_events(&mut self) {
-        let since = self.replay_since(self.clock.now());
-        let keep = self.config.limits.replay_events;
+        let (keep, since) = self.replay_bounds();
         for s in self.sessions.values_mut() {
             Self::forget_before(s, keep, since);
         }
@@ -84,11 +83,18 @@ impl State {
 
     /// [`Self::forget_old_events`] for one session.
     pub(super) fn forget_old_events_of(&mut self, session: SessionId) {
-        let since = self.replay_since(self.clock.now());
-        let keep = self.config.limits.replay_events;
+        let (keep, since) = self.replay_bounds();
         if let Some(s) = self.sessions.get_mut(&session) {
             Self::forget_before(s, keep, since);
         }
+    }
+
+    /// How many events a session may keep, and the oldest time one may carry now.
+    fn replay_bounds(&self) -> (usize, Millis) {
+        (
+            self.config.limits.replay_events,
+            self.replay_since(self.clock.now()),
+        )
     }
 
     fn forget_before(s: &mut Session, keep: usize, since: Millis) {
