@@ -92,6 +92,11 @@ pub enum Scenario {
         /// after, and a server this tool started must log no panic.
         #[arg(long, default_value_t = 0)]
         misbehaving: usize,
+        /// Seconds of the same calls and misbehaving clients run first, followed by the same
+        /// settling time, before the server's memory is read as the start: then the start is a
+        /// server that has been busy once, and the run shows whether a long spell leaves more.
+        #[arg(long, default_value_t = 0.0)]
+        warmup: f64,
     },
     /// Users go off and online while others watch them: deliveries per second and latency.
     Presence {

@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
                 ramp_factor,
                 p99_ms,
                 misbehaving,
+                warmup,
             } => {
                 let options = scenario::calls::Options {
                     sessions,
@@ -48,6 +49,7 @@ fn main() -> anyhow::Result<()> {
                     ramp_factor,
                     p99_ms,
                     misbehaving,
+                    warmup,
                 };
                 scenario::calls::run(common, &options).await
             }

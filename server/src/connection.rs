@@ -14,7 +14,7 @@ use tokio::{sync::mpsc, time::Instant};
 use crate::{
     admission::{Admission, Ticket},
     config::Limits,
-    hub::{Attached, Hub, Outgoing, Request},
+    hub::{Attached, Hub, Request, ToClient},
     identity::Identity,
     metrics::Metrics,
     socket::{End, Next, Socket},
@@ -164,7 +164,7 @@ async fn run<S, R, E>(
     ctx: &ConnectionContext,
     ip: IpAddr,
     at: Attached,
-    events: &mut mpsc::Receiver<Outgoing>,
+    events: &mut mpsc::Receiver<ToClient>,
 ) -> End
 where
     S: Sink<Message> + Unpin,
@@ -175,13 +175,13 @@ where
     loop {
         let message = match socket.next(events.recv()).await {
             Ok(Next::Frame(message)) => message,
-            Ok(Next::Queued(Some(Outgoing::Frame(frame)))) => {
+            Ok(Next::Queued(Some(ToClient::Frame(frame)))) => {
                 if let Err(end) = socket.send(Message::Text(frame)).await {
                     return end;
                 }
                 continue;
             }
-            Ok(Next::Queued(Some(Outgoing::Close(code, reason)))) => {
+            Ok(Next::Queued(Some(ToClient::Close(code, reason)))) => {
                 return closed(socket.close(code, reason).await);
             }
             // The hub let go of this connection because it fell behind.

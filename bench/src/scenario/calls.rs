@@ -21,6 +21,8 @@ pub struct Options {
     pub p99_ms: f64,
     /// Misbehaving clients running beside the calls.
     pub misbehaving: usize,
+    /// Seconds of calls and misbehaving clients, then [`SETTLE`], before memory is first read.
+    pub warmup: f64,
 }
 
 /// One measurement at one rate, all workers together.
@@ -122,15 +124,23 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             "run {run}: {} sessions online ({} failed)",
             c.sessions, c.failed
         );
-        let rss_start = target.rss_kib();
-        let rogues = (o.misbehaving > 0).then(|| {
-            let aim = Aim {
-                server: target.server,
-                url: target.url.clone(),
-                jwt_secret: common.jwt_secret.clone(),
-            };
-            Misbehaving::start(&aim, o.misbehaving)
-        });
+        let mut rss_start = target.rss_kib();
+        let mut warmed_up = 0;
+        if o.warmup > 0.0 {
+            let rogues = start_misbehaving(&target, common, o.misbehaving);
+            let s = stage(&mut pool, workers, o.rate, o.warmup).await?;
+            s.print("  warm-up ");
+            ok &= s.clean();
+            warmed_up = s.placed;
+            if let Some(rogues) = rogues {
+                rogues.stop();
+            }
+            if rss_start.is_some() {
+                tokio::time::sleep(SETTLE).await;
+            }
+            rss_start = target.rss_kib();
+        }
+        let rogues = start_misbehaving(&target, common, o.misbehaving);
         let mut best: Option<Stage> = None;
         let mut rate = o.rate;
         loop {
@@ -148,7 +158,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             best = Some(s);
             rate *= o.ramp_factor;
         }
-        let placed: u64 = best.as_ref().map_or(0, |s| s.placed);
+        let placed: u64 = warmed_up + best.as_ref().map_or(0, |s| s.placed);
         if let Some(rogues) = rogues {
             let rss_busy = target.rss_kib();
             rogues.stop();
@@ -158,7 +168,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
                 tokio::time::sleep(SETTLE).await;
             }
             let rss_end = target.rss_kib();
-            ok &= print_memory(rss_start, rss_busy, rss_end);
+            ok &= print_memory(o.warmup, rss_start, rss_busy, rss_end);
         }
         pool.quit().await;
         if let (Some(process), false) = (target.process.as_mut(), o.ramp) {
@@ -208,6 +218,18 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
+/// The misbehaving clients, when asked for, aimed at the server under test.
+fn start_misbehaving(target: &Target, common: &Common, clients: usize) -> Option<Misbehaving> {
+    (clients > 0).then(|| {
+        let aim = Aim {
+            server: target.server,
+            url: target.url.clone(),
+            jwt_secret: common.jwt_secret.clone(),
+        };
+        Misbehaving::start(&aim, clients)
+    })
+}
+
 /// How long the server gets, once the stage is over and the misbehaving clients are gone, before
 /// its memory is read again: what a busy spell leaves is let go within the replay window (the
 /// default `idle_timeout` plus `presence_grace`, 55 s), the hub's housekeeping (10 s) and the
@@ -218,12 +240,17 @@ const MEMORY_GROWTH: f64 = 1.10;
 
 /// Server memory before, during and after the misbehaving clients' run; fails when what the
 /// server holds after it has grown by more than [`MEMORY_GROWTH`].
-fn print_memory(start: Option<u64>, busy: Option<u64>, end: Option<u64>) -> bool {
+fn print_memory(warmup: f64, start: Option<u64>, busy: Option<u64>, end: Option<u64>) -> bool {
     match (start, busy, end) {
         (Some(start), Some(busy), Some(end)) => {
             let growth = end as f64 / start.max(1) as f64;
+            let when = if warmup > 0.0 {
+                format!("{warmup}s of warm-up and {}s later", SETTLE.as_secs())
+            } else {
+                "with the sessions online".to_string()
+            };
             println!(
-                "  server RSS: {start} KiB at the start, {busy} KiB at the end of the stage, \
+                "  server RSS: {start} KiB at the start ({when}), {busy} KiB at the end of the stage, \
                  {end} KiB {}s after the misbehaving clients left (end/start {growth:.2}, at most {MEMORY_GROWTH:.2})",
                 SETTLE.as_secs()
             );

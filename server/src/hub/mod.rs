@@ -1,13 +1,16 @@
-//! The hub: one task that owns presence, sessions and live calls. Sessions, HTTP handlers and
-//! timers talk to it through a bounded channel; it never touches SQLite itself, it queues
-//! writes for the store.
+//! The hub: one task that owns presence, sessions and live calls. Connections, HTTP handlers
+//! and timers talk to it through a bounded channel; it never touches the database itself, it
+//! queues writes for the store.
 
-mod calling;
+mod call_book;
+mod call_flow;
 mod clock;
-mod delivery;
+mod directory;
+mod engine;
+mod frame;
+mod node_sessions;
 mod presence;
-mod sessions;
-mod state;
+mod requests;
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,7 +19,7 @@ use switchboard_proto::{CallId, ErrorCode, Resume, UserRef};
 use tokio::sync::{mpsc, oneshot};
 
 pub use clock::Clock;
-use state::State;
+use engine::Engine;
 
 use crate::{
     config::Limits,
@@ -33,7 +36,7 @@ pub type ConnId = u64;
 
 /// What the hub sends to a connection's task.
 #[derive(Debug)]
-pub enum Outgoing {
+pub enum ToClient {
     /// One encoded server frame.
     Frame(Utf8Bytes),
     /// Close the connection with this code and reason.
@@ -80,7 +83,7 @@ pub enum LinkAction {
 enum Msg {
     Attach {
         resume: Option<Resume>,
-        outbox: mpsc::Sender<Outgoing>,
+        outbox: mpsc::Sender<ToClient>,
         reply: oneshot::Sender<Attached>,
     },
     Request {
@@ -135,8 +138,8 @@ impl Hub {
         clock: Clock,
     ) -> Hub {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let state = State::new(config, loaded, store, rooms, metrics, clock);
-        tokio::spawn(state.run(rx));
+        let engine = Engine::new(config, loaded, store, rooms, metrics, clock);
+        tokio::spawn(engine.run(rx));
         Hub { tx }
     }
 
@@ -151,7 +154,7 @@ impl Hub {
     pub async fn attach(
         &self,
         resume: Option<Resume>,
-        outbox: mpsc::Sender<Outgoing>,
+        outbox: mpsc::Sender<ToClient>,
     ) -> Result<Attached, HubGone> {
         self.ask(|reply| Msg::Attach {
             resume,
@@ -200,4 +203,12 @@ impl Hub {
     pub async fn shutdown(&self) {
         let _ = self.ask(Msg::Shutdown).await;
     }
+}
+
+/// A fresh random token: `bytes` random bytes, base64url.
+fn token(bytes: usize) -> String {
+    use base64::Engine;
+    let mut buf = vec![0u8; bytes];
+    rand::fill(&mut buf[..]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }

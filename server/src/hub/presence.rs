@@ -1,16 +1,13 @@
-//! Presence: logging sessions in and out, users going on and offline, and watchers.
+//! Presence: logging sessions in and out, users going on and offline, and telling watchers.
 
 use std::collections::HashSet;
 
-use switchboard_proto::{ErrorCode, Event, LogoutReason, Role, UserRef, validate_user_id};
+use switchboard_proto::{ErrorCode, Event, LogoutReason, UserRef, validate_user_id};
 
-use super::{
-    SessionId,
-    state::{Online, State},
-};
+use super::{SessionId, directory::Change, engine::Engine, frame};
 use crate::{calls::Input, store::Write};
 
-impl State {
+impl Engine {
     pub(super) fn login(
         &mut self,
         session: SessionId,
@@ -22,13 +19,9 @@ impl State {
         {
             return Err(ErrorCode::RateLimited);
         }
-        let current = self.sessions.get(&session).and_then(|s| s.user.clone());
-        if current.as_deref() != Some(user.id.as_str()) {
-            if self
-                .online
-                .get(&user.id)
-                .is_some_and(|o| o.sessions.len() >= self.config.limits.sessions_per_user)
-                && !self.config.single_session
+        if self.sessions.user(session) != Some(user.id.as_str()) {
+            if !self.config.single_session
+                && self.directory.sessions(&user.id).len() >= self.config.limits.sessions_per_user
             {
                 return Err(ErrorCode::TooManySessions);
             }
@@ -39,22 +32,23 @@ impl State {
                 self.log_out_elsewhere(&user.id);
             }
             self.join_user(session, &user);
-        } else if let Some(online) = self.online.get_mut(&user.id) {
-            online.name.clone_from(&user.name);
+        } else {
+            self.directory.rename(&user);
         }
-        self.deliver(session, re, &Event::LoggedIn { user });
+        self.sessions
+            .deliver(session, re, &Event::LoggedIn { user });
         self.send_calls(session, None);
         Ok(())
     }
 
     pub(super) fn logout(&mut self, session: SessionId, re: Option<u32>) -> Result<(), ErrorCode> {
-        if self.sessions.get(&session).is_none_or(|s| s.user.is_none()) {
+        if self.sessions.user(session).is_none() {
             return Err(ErrorCode::NotLoggedIn);
         }
         self.leave_user(session);
         // Presence is for logged-in members: a logged-out tab hears no more of it.
         self.set_watching(session, Vec::new());
-        self.deliver(
+        self.sessions.deliver(
             session,
             re,
             &Event::LoggedOut {
@@ -66,17 +60,10 @@ impl State {
 
     /// Single-session mode: every other session of the user is logged out, as in 2010.
     fn log_out_elsewhere(&mut self, user: &str) {
-        let others = self
-            .online
-            .get(user)
-            .map(|o| o.sessions.clone())
-            .unwrap_or_default();
-        for other in others {
-            if let Some(s) = self.sessions.get_mut(&other) {
-                s.user = None;
-            }
+        for other in self.directory.clear_sessions(user) {
+            self.sessions.set_user(other, None);
             self.set_watching(other, Vec::new());
-            self.deliver(
+            self.sessions.deliver(
                 other,
                 None,
                 &Event::LoggedOut {
@@ -84,95 +71,57 @@ impl State {
                 },
             );
         }
-        if let Some(online) = self.online.get_mut(user) {
-            online.sessions.clear();
-        }
     }
 
     fn join_user(&mut self, session: SessionId, user: &UserRef) {
-        if let Some(s) = self.sessions.get_mut(&session) {
-            s.user = Some(user.id.clone());
-        }
-        let now = self.clock.now();
-        self.known.insert(user.id.clone(), user.name.clone());
+        self.sessions.set_user(session, Some(user.id.clone()));
         self.writes.push(Write::SeenUser {
             user: user.clone(),
-            at: now,
+            at: self.clock.now(),
         });
-        let came_online = !self.online.contains_key(&user.id);
-        let online = self
-            .online
-            .entry(user.id.clone())
-            .or_insert_with(|| Online {
-                name: user.name.clone(),
-                sessions: Vec::new(),
-            });
-        online.name.clone_from(&user.name);
-        online.sessions.push(session);
-        if came_online {
+        if self.directory.join(session, user) == Change::CameOnline {
             self.metrics.users_online.inc();
-            self.presence_changed(&user.id, true);
+            self.presence_changed(&user.id);
         }
     }
 
     /// Takes the session's user off it; the user goes offline with their last session.
     pub(super) fn leave_user(&mut self, session: SessionId) {
-        let Some(user) = self.sessions.get_mut(&session).and_then(|s| s.user.take()) else {
+        let Some(user) = self.sessions.set_user(session, None) else {
             return;
         };
-        let Some(online) = self.online.get_mut(&user) else {
-            return;
-        };
-        online.sessions.retain(|&s| s != session);
-        if online.sessions.is_empty() {
+        if self.directory.leave(session, &user) == Change::WentOffline {
             self.went_offline(&user);
         }
     }
 
     fn went_offline(&mut self, user: &str) {
-        let Some(online) = self.online.remove(user) else {
-            return;
-        };
         self.metrics.users_online.dec();
         self.writes.push(Write::SeenUser {
             user: UserRef {
                 id: user.to_string(),
-                name: online.name,
+                name: self.directory.name(user).unwrap_or_default().to_string(),
             },
             at: self.clock.now(),
         });
-        self.presence_changed(user, false);
+        self.presence_changed(user);
         // Calls that still ring for or from someone who left cannot be answered.
-        let ringing: Vec<_> = self.user_calls.get(user).cloned().unwrap_or_default();
-        for call in ringing {
-            let role = match self.calls.get(&call) {
-                Some(live) if live.call.caller.id == user => Role::Caller,
-                Some(_) => Role::Callee,
-                None => continue,
+        for call in self.calls.of_user(user) {
+            let Some(role) = self.calls.get(&call).map(|live| live.role_of(user)) else {
+                continue;
             };
             let _ = self.transition(&call, Input::WentOffline(role), None);
         }
     }
 
-    fn presence_event(&self, user: &str) -> Event {
-        let online = self.online.get(user);
-        Event::Presence {
-            user: user.to_string(),
-            name: online
-                .map(|o| o.name.clone())
-                .or_else(|| self.known.get(user).cloned()),
-            online: online.is_some(),
-        }
-    }
-
-    fn presence_changed(&mut self, user: &str, _online: bool) {
-        let Some(watchers) = self.watchers.get(user) else {
+    fn presence_changed(&mut self, user: &str) {
+        let watchers = self.directory.watchers(user);
+        if watchers.is_empty() {
             return;
-        };
-        let watchers: Vec<_> = watchers.iter().copied().collect();
-        let body = Self::body(&self.presence_event(user));
+        }
+        let body = frame::body(&self.directory.presence(user));
         for session in watchers {
-            self.deliver_body(session, None, &body);
+            self.sessions.deliver_body(session, None, &body);
         }
     }
 
@@ -183,7 +132,7 @@ impl State {
         users: Vec<String>,
     ) -> Result<(), ErrorCode> {
         // Presence is for members of the site, not for anyone who can open a socket.
-        if self.sessions.get(&session).is_none_or(|s| s.user.is_none()) {
+        if self.sessions.user(session).is_none() {
             return Err(ErrorCode::NotLoggedIn);
         }
         let mut seen = HashSet::new();
@@ -199,27 +148,15 @@ impl State {
         }
         self.set_watching(session, users.clone());
         for user in users {
-            let event = self.presence_event(&user);
-            self.deliver(session, re, &event);
+            let event = self.directory.presence(&user);
+            self.sessions.deliver(session, re, &event);
         }
         Ok(())
     }
 
     pub(super) fn set_watching(&mut self, session: SessionId, users: Vec<String>) {
-        let Some(s) = self.sessions.get_mut(&session) else {
-            return;
-        };
-        let old = std::mem::replace(&mut s.watching, users.clone());
-        for user in old {
-            if let Some(set) = self.watchers.get_mut(&user) {
-                set.remove(&session);
-                if set.is_empty() {
-                    self.watchers.remove(&user);
-                }
-            }
-        }
-        for user in users {
-            self.watchers.entry(user).or_default().insert(session);
+        if let Some(old) = self.sessions.set_watching(session, users.clone()) {
+            self.directory.rewatch(session, &old, &users);
         }
     }
 }

@@ -1,6 +1,6 @@
-//! The signalling messages a room page and the relay exchange over `/join/<token>/signal`.
+//! The signalling messages a room page and the server exchange over `/join/<token>/signal`.
 //!
-//! Every message is one JSON text frame with a `type`. Pages send [`PageMessage`]s; the relay
+//! Every message is one JSON text frame with a `type`. Pages send [`PageMessage`]s; the server
 //! forwards the WebRTC ones (offer, answer, candidate, mute) to the other page unchanged in
 //! meaning and answers with [`RelayMessage`]s of its own.
 
@@ -88,7 +88,7 @@ pub enum EndReason {
     Ended,
 }
 
-/// What the relay itself tells a page.
+/// What the server itself tells a page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RelayMessage {

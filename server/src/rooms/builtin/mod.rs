@@ -5,7 +5,7 @@
 /// Public so the signalling parser can be fuzzed on its own.
 pub mod message;
 mod page;
-mod relay;
+mod seats;
 mod signal;
 
 use std::time::SystemTime;
@@ -18,12 +18,12 @@ use super::turn::IceConfig;
 use super::{CallRoom, JoinTarget, Joiner, RoomError, RoomProvider};
 use crate::socket::{Socket, Timing};
 use message::MAX_MESSAGE_BYTES;
-use relay::Relay;
+use seats::Seats;
 
-/// The built-in room provider. Cheap to clone: clones share one relay.
+/// The built-in room provider. Cheap to clone: clones share one set of seats.
 #[derive(Clone)]
 pub struct BuiltinRoom {
-    relay: Relay,
+    seats: Seats,
     /// The STUN and TURN servers handed to the pages; none means host candidates only, which
     /// connects browsers on one network (or one machine) but not across most NATs.
     ice: IceConfig,
@@ -41,7 +41,7 @@ pub enum SignalOutcome {
 impl BuiltinRoom {
     pub fn new(ice: IceConfig) -> Self {
         Self {
-            relay: Relay::default(),
+            seats: Seats::default(),
             ice,
         }
     }
@@ -55,7 +55,7 @@ impl BuiltinRoom {
         let (call, role) = (&joiner.room.id, joiner.role);
         tracing::debug!(%call, ?role, "room page connected");
         let socket = Socket::new(sink, stream, timing);
-        let outcome = signal::run(&self.relay, call, role, socket).await;
+        let outcome = signal::run(&self.seats, call, role, socket).await;
         tracing::debug!(%call, ?role, ?outcome, "room page gone");
         outcome
     }
@@ -79,7 +79,7 @@ impl RoomProvider for BuiltinRoom {
     }
 
     async fn join(&self, joiner: &Joiner) -> Result<JoinTarget, RoomError> {
-        // The relay's logs name the call and the participant's role, never the person.
+        // The seats' logs name the call and the participant's role, never the person.
         let turn_user = format!("{}-{}", joiner.room.id, role_name(joiner.role));
         let servers = self.ice.servers_for(&turn_user, SystemTime::now());
         Ok(JoinTarget::Page(page::render(
@@ -90,7 +90,7 @@ impl RoomProvider for BuiltinRoom {
     }
 
     async fn call_over(&self, room: &CallRoom) {
-        self.relay.end(&room.id, tokio::time::Instant::now());
+        self.seats.end(&room.id, tokio::time::Instant::now());
     }
 }
 
@@ -135,15 +135,15 @@ mod tests {
         };
         assert!(html.contains(r#""signal":"./t1/signal""#));
 
-        let mut seat = provider.relay.join(&room().id, Role::Callee).unwrap();
+        let mut seat = provider.seats.join(&room().id, Role::Callee).unwrap();
         provider.call_over(&room()).await;
         let mut heard = Vec::new();
         while let Ok(out) = seat.rx.try_recv() {
             heard.push(out);
         }
-        assert!(heard.contains(&relay::Outgoing::Text(
+        assert!(heard.contains(&seats::ToPage::Text(
             r#"{"type":"ended","reason":"ended"}"#.into()
         )));
-        assert!(provider.relay.join(&room().id, Role::Caller).is_none());
+        assert!(provider.seats.join(&room().id, Role::Caller).is_none());
     }
 }

@@ -1,5 +1,5 @@
 //! One room page's signalling socket: reads what the page sends and passes it on, writes what
-//! the relay has for the page, and keeps an idle socket alive (or notices it died).
+//! the seats hold for the page, and keeps an idle socket alive (or notices it died).
 
 use std::fmt::Display;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::SignalOutcome;
 use super::message::{EndReason, PageMessage, RelayMessage};
-use super::relay::{Outgoing, Relay};
+use super::seats::{Seats, ToPage};
 use crate::socket::{End, Next, Socket};
 
 /// Messages one page may send per [`BUDGET_WINDOW`]: a negotiation is a handful of messages
@@ -22,7 +22,7 @@ const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 /// Runs the socket of `role`'s page in `call`'s room until it leaves, hangs up, or the call
 /// ends. Generic over the socket halves so tests drive it with channels.
 pub async fn run<S, R, E>(
-    relay: &Relay,
+    seats: &Seats,
     call: &CallId,
     role: Role,
     socket: Socket<S, R>,
@@ -32,7 +32,7 @@ where
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: Display,
 {
-    let (outcome, end) = serve(relay, call, role, socket).await;
+    let (outcome, end) = serve(seats, call, role, socket).await;
     if let Some(end) = end {
         tracing::debug!(%call, ?role, ?end, "room socket ended");
     }
@@ -41,7 +41,7 @@ where
 
 /// The page's loop; also says how the socket ended when the server did not close it cleanly.
 async fn serve<S, R, E>(
-    relay: &Relay,
+    seats: &Seats,
     call: &CallId,
     role: Role,
     mut socket: Socket<S, R>,
@@ -52,7 +52,7 @@ where
     E: Display,
 {
     let left = |result: Result<(), End>| (SignalOutcome::Left, result.err());
-    let Some(mut seat) = relay.join(call, role) else {
+    let Some(mut seat) = seats.join(call, role) else {
         // The link was valid a moment ago but the call has ended since.
         let ended = RelayMessage::Ended {
             reason: EndReason::Ended,
@@ -66,16 +66,16 @@ where
 
     loop {
         let frame = match socket.next(seat.rx.recv()).await {
-            Ok(Next::Queued(Some(Outgoing::Text(text)))) => {
+            Ok(Next::Queued(Some(ToPage::Text(text)))) => {
                 if let Err(end) = socket.send(Message::Text(text.into())).await {
                     return (SignalOutcome::Left, Some(end));
                 }
                 continue;
             }
-            Ok(Next::Queued(Some(Outgoing::Close { code, reason }))) => {
+            Ok(Next::Queued(Some(ToPage::Close { code, reason }))) => {
                 return left(socket.close(code, reason).await);
             }
-            // The relay dropped this page's queue because it was full.
+            // The seats dropped this page's queue because it was full.
             Ok(Next::Queued(None)) => return left(socket.close(close::TOO_SLOW, "too slow").await),
             Ok(Next::Frame(frame)) => frame,
             Err(end) => return (SignalOutcome::Left, Some(end)),
@@ -85,7 +85,7 @@ where
             let error = RelayMessage::Error {
                 message: "only JSON text messages are understood".into(),
             };
-            relay.reply(&seat, &error);
+            seats.reply(&seat, &error);
             continue;
         };
         if !budget.take(now) {
@@ -93,7 +93,7 @@ where
         }
         match PageMessage::parse(text.as_str(), seat.role()) {
             Ok(PageMessage::Hangup) => {
-                if relay.hang_up(&seat, now) {
+                if seats.hang_up(&seat, now) {
                     let closed = socket.close(close_code::NORMAL, "you hung up").await;
                     return (SignalOutcome::HungUp, closed.err());
                 }
@@ -101,9 +101,9 @@ where
                 return (SignalOutcome::Left, None);
             }
             Ok(message) => {
-                relay.forward(&seat, message.to_json());
+                seats.forward(&seat, message.to_json());
             }
-            Err(message) => relay.reply(&seat, &RelayMessage::Error { message }),
+            Err(message) => seats.reply(&seat, &RelayMessage::Error { message }),
         }
     }
 }
@@ -159,19 +159,19 @@ mod tests {
     }
 
     impl Page {
-        /// Connects a page and waits for the relay's first message (the welcome), so pages
+        /// Connects a page and waits for the seats' first message (the welcome), so pages
         /// opened one after the other join in that order.
-        async fn open(relay: &Relay, call: &str, role: Role) -> (Self, String) {
+        async fn open(seats: &Seats, call: &str, role: Role) -> (Self, String) {
             let (to_server, mut server_in) = mpsc::channel(16);
             let (server_out, from_server) = mpsc::channel(16);
             let sink = futures_util::sink::unfold(server_out, |tx, msg: Message| async move {
                 tx.send(msg).await.map(|()| tx)
             });
             let stream = stream::poll_fn(move |cx| server_in.poll_recv(cx));
-            let relay = relay.clone();
+            let seats = seats.clone();
             let call = CallId(call.into());
             let socket = Socket::new(Box::pin(sink), stream, TIMING);
-            let task = tokio::spawn(async move { run(&relay, &call, role, socket).await });
+            let task = tokio::spawn(async move { run(&seats, &call, role, socket).await });
             let mut page = Self {
                 to_server,
                 from_server,
@@ -211,9 +211,9 @@ mod tests {
     }
 
     /// Ann (caller) and Bob (callee) both in call `c`, all greetings consumed.
-    async fn both(relay: &Relay) -> (Page, Page) {
-        let (mut ann, _) = Page::open(relay, "c", Role::Caller).await;
-        let (bob, _) = Page::open(relay, "c", Role::Callee).await;
+    async fn both(seats: &Seats) -> (Page, Page) {
+        let (mut ann, _) = Page::open(seats, "c", Role::Caller).await;
+        let (bob, _) = Page::open(seats, "c", Role::Callee).await;
         assert_eq!(ann.hear().await, r#"{"type":"peer_joined"}"#);
         (ann, bob)
     }
@@ -222,13 +222,13 @@ mod tests {
 
     #[tokio::test]
     async fn relays_a_negotiation_between_the_two_pages() {
-        let relay = Relay::default();
-        let (mut ann, welcome) = Page::open(&relay, "c", Role::Caller).await;
+        let seats = Seats::default();
+        let (mut ann, welcome) = Page::open(&seats, "c", Role::Caller).await;
         assert_eq!(
             welcome,
             r#"{"type":"welcome","role":"caller","peer_present":false}"#
         );
-        let (mut bob, welcome) = Page::open(&relay, "c", Role::Callee).await;
+        let (mut bob, welcome) = Page::open(&seats, "c", Role::Callee).await;
         assert_eq!(
             welcome,
             r#"{"type":"welcome","role":"callee","peer_present":true}"#
@@ -252,8 +252,8 @@ mod tests {
 
     #[tokio::test]
     async fn bad_messages_get_an_error_and_change_nothing() {
-        let relay = Relay::default();
-        let (mut ann, mut bob) = both(&relay).await;
+        let seats = Seats::default();
+        let (mut ann, mut bob) = both(&seats).await;
         for bad in [
             "{",
             r#"{"type":"offer","n":1,"sdp":"v=0"}"#,
@@ -279,8 +279,8 @@ mod tests {
 
     #[tokio::test]
     async fn hang_up_ends_the_room_for_both() {
-        let relay = Relay::default();
-        let (mut ann, mut bob) = both(&relay).await;
+        let seats = Seats::default();
+        let (mut ann, mut bob) = both(&seats).await;
         ann.say(r#"{"type":"hangup"}"#).await;
         assert_eq!(ann.closed_with().await, close_code::NORMAL);
         assert!(matches!(ann.task.await.unwrap(), SignalOutcome::HungUp));
@@ -292,16 +292,16 @@ mod tests {
         assert!(matches!(bob.task.await.unwrap(), SignalOutcome::Left));
 
         // A page that comes late is told the call is over.
-        let (late, heard) = Page::open(&relay, "c", Role::Callee).await;
+        let (late, heard) = Page::open(&seats, "c", Role::Callee).await;
         assert_eq!(heard, r#"{"type":"ended","reason":"ended"}"#);
         assert!(matches!(late.task.await.unwrap(), SignalOutcome::Left));
     }
 
     #[tokio::test]
     async fn the_server_ending_the_call_closes_both_pages() {
-        let relay = Relay::default();
-        let (mut ann, mut bob) = both(&relay).await;
-        relay.end(&CallId("c".into()), Instant::now());
+        let seats = Seats::default();
+        let (mut ann, mut bob) = both(&seats).await;
+        seats.end(&CallId("c".into()), Instant::now());
         for page in [&mut ann, &mut bob] {
             assert_eq!(page.hear().await, r#"{"type":"ended","reason":"ended"}"#);
             assert_eq!(page.closed_with().await, close_code::NORMAL);
@@ -311,9 +311,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_newer_page_replaces_the_older_one() {
-        let relay = Relay::default();
-        let (mut ann, mut old) = both(&relay).await;
-        let (mut new, _) = Page::open(&relay, "c", Role::Callee).await;
+        let seats = Seats::default();
+        let (mut ann, mut old) = both(&seats).await;
+        let (mut new, _) = Page::open(&seats, "c", Role::Callee).await;
         assert_eq!(old.hear().await, r#"{"type":"replaced"}"#);
         assert_eq!(old.closed_with().await, close::REPLACED);
         assert!(matches!(old.task.await.unwrap(), SignalOutcome::Left));
@@ -324,8 +324,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_page_is_pinged_then_dropped() {
-        let relay = Relay::default();
-        let (mut ann, _) = Page::open(&relay, "c", Role::Caller).await;
+        let seats = Seats::default();
+        let (mut ann, _) = Page::open(&seats, "c", Role::Caller).await;
         assert!(matches!(
             ann.from_server.recv().await,
             Some(Message::Ping(_))
@@ -336,8 +336,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_flooding_page_is_cut_off() {
-        let relay = Relay::default();
-        let (mut ann, _) = Page::open(&relay, "c", Role::Caller).await;
+        let seats = Seats::default();
+        let (mut ann, _) = Page::open(&seats, "c", Role::Caller).await;
         let mute = r#"{"type":"mute","audio":true,"video":true}"#;
         for _ in 0..=BUDGET {
             ann.say(mute).await;

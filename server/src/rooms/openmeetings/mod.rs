@@ -2,7 +2,7 @@
 //! single-use secure hash for every click on a participant's link.
 
 mod api;
-mod calls;
+mod call_rooms;
 mod config;
 mod error;
 mod wire;
@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use self::api::{Api, Sid};
-use self::calls::{CallEntry, Calls};
+use self::call_rooms::{CallEntry, Calls};
 use self::error::OmError;
 use self::wire::{ExternalUser, HashOptions, NewRoom};
 use super::{CallRoom, JoinTarget, Joiner, RoomError, RoomProvider};

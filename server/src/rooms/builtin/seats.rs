@@ -26,7 +26,7 @@ const ENDED_KEPT_FOR: Duration = Duration::from_secs(300);
 
 /// What a session writes to its socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outgoing {
+pub enum ToPage {
     Text(String),
     /// Close the socket with this code and reason, and stop.
     Close {
@@ -47,7 +47,7 @@ pub enum Forwarded {
 
 /// The shared routing table: a cheap `Clone` handle.
 #[derive(Clone, Default)]
-pub struct Relay {
+pub struct Seats {
     state: Arc<Mutex<Rooms>>,
 }
 
@@ -70,18 +70,18 @@ struct Room {
 
 struct Member {
     conn: u64,
-    tx: mpsc::Sender<Outgoing>,
+    tx: mpsc::Sender<ToPage>,
 }
 
 /// One connected page's place in a room. Dropping it leaves the room, so a session that ends
 /// in any way (socket error, server shutdown, task cancelled) never leaves a ghost behind.
 pub struct Seat {
-    relay: Relay,
+    seats: Seats,
     call: CallId,
     role: Role,
     conn: u64,
-    /// What the relay has for this page, in order.
-    pub rx: mpsc::Receiver<Outgoing>,
+    /// What the seats hold for this page, in order.
+    pub rx: mpsc::Receiver<ToPage>,
 }
 
 impl Seat {
@@ -92,7 +92,7 @@ impl Seat {
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.relay.leave(&self.call, self.role, self.conn);
+        self.seats.leave(&self.call, self.role, self.conn);
     }
 }
 
@@ -121,7 +121,7 @@ impl Room {
 
     /// Queues `msg` for `role`'s page. A page whose queue is full (or gone) loses its seat, and
     /// the other page is told it left; its session sees its queue close and disconnects it.
-    fn send(&mut self, role: Role, msg: Outgoing) -> bool {
+    fn send(&mut self, role: Role, msg: ToPage) -> bool {
         let Some(member) = self.seat(role).as_ref() else {
             return false;
         };
@@ -130,7 +130,7 @@ impl Room {
         }
         tracing::debug!(?role, "room page too slow, dropping it");
         *self.seat(role) = None;
-        let left = Outgoing::Text(RelayMessage::PeerLeft.to_json());
+        let left = ToPage::Text(RelayMessage::PeerLeft.to_json());
         if let Some(other) = self.seat(peer_of(role)).as_ref()
             && other.tx.try_send(left).is_err()
         {
@@ -147,8 +147,8 @@ impl Room {
                     reason: reason_for(role),
                 };
                 // Best effort: a page too slow to take these is closed all the same.
-                let _ = member.tx.try_send(Outgoing::Text(ended.to_json()));
-                let _ = member.tx.try_send(Outgoing::Close {
+                let _ = member.tx.try_send(ToPage::Text(ended.to_json()));
+                let _ = member.tx.try_send(ToPage::Close {
                     code: axum::extract::ws::close_code::NORMAL,
                     reason: "the call has ended",
                 });
@@ -157,7 +157,7 @@ impl Room {
     }
 }
 
-impl Relay {
+impl Seats {
     fn lock(&self) -> MutexGuard<'_, Rooms> {
         // Nothing here panics while holding the lock; if something did, the table is still
         // consistent enough to keep serving other calls.
@@ -177,8 +177,8 @@ impl Relay {
         if let Some(old) = room.seat(role).replace(Member { conn, tx }) {
             let _ = old
                 .tx
-                .try_send(Outgoing::Text(RelayMessage::Replaced.to_json()));
-            let _ = old.tx.try_send(Outgoing::Close {
+                .try_send(ToPage::Text(RelayMessage::Replaced.to_json()));
+            let _ = old.tx.try_send(ToPage::Close {
                 code: close::REPLACED,
                 reason: "opened in another window",
             });
@@ -186,16 +186,16 @@ impl Relay {
         let peer_present = room.seat(peer_of(role)).is_some();
         room.send(
             role,
-            Outgoing::Text(RelayMessage::Welcome { role, peer_present }.to_json()),
+            ToPage::Text(RelayMessage::Welcome { role, peer_present }.to_json()),
         );
         if peer_present {
             room.send(
                 peer_of(role),
-                Outgoing::Text(RelayMessage::PeerJoined.to_json()),
+                ToPage::Text(RelayMessage::PeerJoined.to_json()),
             );
         }
         Some(Seat {
-            relay: self.clone(),
+            seats: self.clone(),
             call: call.clone(),
             role,
             conn,
@@ -212,7 +212,7 @@ impl Relay {
         if !room.is_current(seat.role, seat.conn) {
             return Forwarded::Stale;
         }
-        if room.send(peer_of(seat.role), Outgoing::Text(text)) {
+        if room.send(peer_of(seat.role), ToPage::Text(text)) {
             Forwarded::Sent
         } else {
             Forwarded::NoPeer
@@ -225,7 +225,7 @@ impl Relay {
         if let Some(room) = state.rooms.get_mut(&seat.call)
             && room.is_current(seat.role, seat.conn)
         {
-            room.send(seat.role, Outgoing::Text(msg.to_json()));
+            room.send(seat.role, ToPage::Text(msg.to_json()));
         }
     }
 
@@ -266,7 +266,7 @@ impl Relay {
         *room.seat(role) = None;
         room.send(
             peer_of(role),
-            Outgoing::Text(RelayMessage::PeerLeft.to_json()),
+            ToPage::Text(RelayMessage::PeerLeft.to_json()),
         );
         if room.is_empty() {
             state.rooms.remove(call);
@@ -310,7 +310,7 @@ mod tests {
     }
 
     /// Everything queued for a seat right now.
-    fn drain(seat: &mut Seat) -> Vec<Outgoing> {
+    fn drain(seat: &mut Seat) -> Vec<ToPage> {
         let mut out = Vec::new();
         while let Ok(msg) = seat.rx.try_recv() {
             out.push(msg);
@@ -318,21 +318,21 @@ mod tests {
         out
     }
 
-    fn text(json: &str) -> Outgoing {
-        Outgoing::Text(json.into())
+    fn text(json: &str) -> ToPage {
+        ToPage::Text(json.into())
     }
 
     #[test]
     fn the_second_page_hears_of_the_first_and_the_first_of_the_second() {
-        let relay = Relay::default();
-        let mut ann = relay.join(&call("c"), Role::Caller).unwrap();
+        let seats = Seats::default();
+        let mut ann = seats.join(&call("c"), Role::Caller).unwrap();
         assert_eq!(
             drain(&mut ann),
             [text(
                 r#"{"type":"welcome","role":"caller","peer_present":false}"#
             )]
         );
-        let mut bob = relay.join(&call("c"), Role::Callee).unwrap();
+        let mut bob = seats.join(&call("c"), Role::Callee).unwrap();
         assert_eq!(
             drain(&mut bob),
             [text(
@@ -341,49 +341,49 @@ mod tests {
         );
         assert_eq!(drain(&mut ann), [text(r#"{"type":"peer_joined"}"#)]);
 
-        assert_eq!(relay.forward(&ann, "offer".into()), Forwarded::Sent);
-        assert_eq!(relay.forward(&bob, "answer".into()), Forwarded::Sent);
+        assert_eq!(seats.forward(&ann, "offer".into()), Forwarded::Sent);
+        assert_eq!(seats.forward(&bob, "answer".into()), Forwarded::Sent);
         assert_eq!(drain(&mut bob), [text("offer")]);
         assert_eq!(drain(&mut ann), [text("answer")]);
     }
 
     #[test]
     fn rooms_of_different_calls_are_apart() {
-        let relay = Relay::default();
-        let ann = relay.join(&call("c1"), Role::Caller).unwrap();
-        let mut eve = relay.join(&call("c2"), Role::Callee).unwrap();
+        let seats = Seats::default();
+        let ann = seats.join(&call("c1"), Role::Caller).unwrap();
+        let mut eve = seats.join(&call("c2"), Role::Callee).unwrap();
         drain(&mut eve);
-        assert_eq!(relay.forward(&ann, "offer".into()), Forwarded::NoPeer);
+        assert_eq!(seats.forward(&ann, "offer".into()), Forwarded::NoPeer);
         assert!(drain(&mut eve).is_empty());
     }
 
     #[test]
     fn leaving_tells_the_peer_and_an_empty_room_is_forgotten() {
-        let relay = Relay::default();
-        let mut ann = relay.join(&call("c"), Role::Caller).unwrap();
-        let bob = relay.join(&call("c"), Role::Callee).unwrap();
+        let seats = Seats::default();
+        let mut ann = seats.join(&call("c"), Role::Caller).unwrap();
+        let bob = seats.join(&call("c"), Role::Callee).unwrap();
         drain(&mut ann);
         drop(bob);
         assert_eq!(drain(&mut ann), [text(r#"{"type":"peer_left"}"#)]);
-        assert_eq!(relay.room_count(), 1);
+        assert_eq!(seats.room_count(), 1);
         drop(ann);
-        assert_eq!(relay.room_count(), 0);
+        assert_eq!(seats.room_count(), 0);
     }
 
     #[test]
     fn a_reload_replaces_the_old_page_and_the_peer_renegotiates() {
-        let relay = Relay::default();
-        let mut ann = relay.join(&call("c"), Role::Caller).unwrap();
-        let mut bob_old = relay.join(&call("c"), Role::Callee).unwrap();
+        let seats = Seats::default();
+        let mut ann = seats.join(&call("c"), Role::Caller).unwrap();
+        let mut bob_old = seats.join(&call("c"), Role::Callee).unwrap();
         drain(&mut ann);
         drain(&mut bob_old);
 
-        let mut bob_new = relay.join(&call("c"), Role::Callee).unwrap();
+        let mut bob_new = seats.join(&call("c"), Role::Callee).unwrap();
         assert_eq!(
             drain(&mut bob_old),
             [
                 text(r#"{"type":"replaced"}"#),
-                Outgoing::Close {
+                ToPage::Close {
                     code: close::REPLACED,
                     reason: "opened in another window"
                 }
@@ -398,22 +398,22 @@ mod tests {
         );
 
         // The old page is no longer heard, and its going does not look like the peer leaving.
-        assert_eq!(relay.forward(&bob_old, "stale".into()), Forwarded::Stale);
+        assert_eq!(seats.forward(&bob_old, "stale".into()), Forwarded::Stale);
         drop(bob_old);
         assert!(drain(&mut ann).is_empty());
-        assert_eq!(relay.forward(&bob_new, "answer".into()), Forwarded::Sent);
+        assert_eq!(seats.forward(&bob_new, "answer".into()), Forwarded::Sent);
         assert_eq!(drain(&mut ann), [text("answer")]);
     }
 
     #[test]
     fn hang_up_ends_the_room_for_both_and_late_pages_are_refused() {
-        let relay = Relay::default();
-        let mut ann = relay.join(&call("c"), Role::Caller).unwrap();
-        let mut bob = relay.join(&call("c"), Role::Callee).unwrap();
+        let seats = Seats::default();
+        let mut ann = seats.join(&call("c"), Role::Caller).unwrap();
+        let mut bob = seats.join(&call("c"), Role::Callee).unwrap();
         drain(&mut ann);
         drain(&mut bob);
-        assert!(relay.hang_up(&bob, Instant::now()));
-        let closed = Outgoing::Close {
+        assert!(seats.hang_up(&bob, Instant::now()));
+        let closed = ToPage::Close {
             code: 1000,
             reason: "the call has ended",
         };
@@ -428,34 +428,34 @@ mod tests {
             drain(&mut bob),
             [text(r#"{"type":"ended","reason":"ended"}"#), closed]
         );
-        assert_eq!(relay.room_count(), 0);
-        assert!(relay.join(&call("c"), Role::Caller).is_none());
+        assert_eq!(seats.room_count(), 0);
+        assert!(seats.join(&call("c"), Role::Caller).is_none());
         // Ending it again, as the server does after a hang-up, changes nothing.
-        relay.end(&call("c"), Instant::now());
-        assert_eq!(relay.room_count(), 0);
+        seats.end(&call("c"), Instant::now());
+        assert_eq!(seats.room_count(), 0);
     }
 
     #[test]
     fn ended_calls_are_forgotten_after_a_while() {
-        let relay = Relay::default();
+        let seats = Seats::default();
         let start = Instant::now();
-        relay.end(&call("old"), start);
-        relay.end(&call("new"), start + ENDED_KEPT_FOR);
-        assert!(relay.join(&call("old"), Role::Caller).is_some());
-        assert!(relay.join(&call("new"), Role::Caller).is_none());
+        seats.end(&call("old"), start);
+        seats.end(&call("new"), start + ENDED_KEPT_FOR);
+        assert!(seats.join(&call("old"), Role::Caller).is_some());
+        assert!(seats.join(&call("new"), Role::Caller).is_none());
     }
 
     #[test]
     fn a_page_that_stops_reading_loses_its_seat() {
-        let relay = Relay::default();
-        let mut ann = relay.join(&call("c"), Role::Caller).unwrap();
-        let mut bob = relay.join(&call("c"), Role::Callee).unwrap();
+        let seats = Seats::default();
+        let mut ann = seats.join(&call("c"), Role::Caller).unwrap();
+        let mut bob = seats.join(&call("c"), Role::Callee).unwrap();
         drain(&mut ann);
         for _ in 0..QUEUE_LEN - 1 {
-            assert_eq!(relay.forward(&ann, "candidate".into()), Forwarded::Sent);
+            assert_eq!(seats.forward(&ann, "candidate".into()), Forwarded::Sent);
         }
         assert_eq!(
-            relay.forward(&ann, "one too many".into()),
+            seats.forward(&ann, "one too many".into()),
             Forwarded::NoPeer
         );
         assert_eq!(drain(&mut ann), [text(r#"{"type":"peer_left"}"#)]);

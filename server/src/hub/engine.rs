@@ -1,0 +1,167 @@
+//! The hub's event loop: messages in, timers firing, writes out to the store. It holds the
+//! three parts (this node's sessions, the user directory, the live calls) and the services they
+//! use; what a request does is in `requests`, `presence` and `call_flow`.
+
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::mpsc;
+
+use super::{
+    Clock, HubConfig, Msg, SessionId,
+    call_book::CallBook,
+    directory::Directory,
+    node_sessions::{SessionRules, Sessions},
+};
+use crate::{
+    metrics::Metrics,
+    rooms::RoomProvider,
+    store::{Loaded, Store, Write},
+};
+
+/// How often the hub lets go of what it no longer needs: rate limiter entries, and kept events
+/// past the replay window.
+const HOUSEKEEPING: Duration = Duration::from_secs(10);
+
+pub(super) struct Engine {
+    pub config: HubConfig,
+    pub clock: Clock,
+    pub sessions: Sessions,
+    pub directory: Directory,
+    pub calls: CallBook,
+    /// Calls per minute per user.
+    pub limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Logins per minute per session, so no client can mint users without end.
+    pub login_limiter: Option<DefaultKeyedRateLimiter<SessionId>>,
+    /// Writes for the store, sent after each message is handled.
+    pub writes: Vec<Write>,
+    pub store: Store,
+    pub rooms: Arc<dyn RoomProvider>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Engine {
+    pub fn new(
+        config: HubConfig,
+        loaded: Loaded,
+        store: Store,
+        rooms: Arc<dyn RoomProvider>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Self {
+        let limiter = NonZeroU32::new(config.limits.calls_per_minute)
+            .map(|per_minute| RateLimiter::keyed(Quota::per_minute(per_minute)));
+        let login_limiter = NonZeroU32::new(config.limits.logins_per_minute)
+            .map(|per_minute| RateLimiter::keyed(Quota::per_minute(per_minute)));
+        let rules = SessionRules {
+            grace: config.presence_grace,
+            replay_events: config.limits.replay_events,
+            replay_for: config.replay_for,
+            ring_timeout: config.ring_timeout,
+        };
+        let mut engine = Self {
+            sessions: Sessions::new(rules, clock, metrics.clone()),
+            directory: Directory::new(loaded.users),
+            calls: CallBook::new(config.max_call_duration),
+            config,
+            clock,
+            limiter,
+            login_limiter,
+            writes: Vec::new(),
+            store,
+            rooms,
+            metrics,
+        };
+        for record in loaded.live_calls {
+            engine.restore(record);
+        }
+        engine
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(Msg::Shutdown(done)) => {
+                        self.close_all();
+                        self.commit();
+                        // The writer drains the queue once the hub lets go of the store, giving
+                        // up on what it still cannot commit after a short while.
+                        self.store.close();
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(msg) => {
+                        self.handle(msg);
+                        self.forget_beyond_cap();
+                    }
+                    None => return,
+                },
+                session = self.sessions.next_expired() => self.expire_session(session),
+                (call, input) = self.calls.next_due() => {
+                    let _ = self.transition(&call, input, None);
+                }
+                _ = housekeeping.tick() => {
+                    self.sessions.forget_old_events();
+                    if let Some(limiter) = &self.limiter {
+                        limiter.retain_recent();
+                    }
+                    if let Some(limiter) = &self.login_limiter {
+                        limiter.retain_recent();
+                    }
+                }
+            }
+            self.commit();
+        }
+    }
+
+    fn commit(&mut self) {
+        for write in self.writes.drain(..) {
+            self.store.write(write);
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Attach {
+                resume,
+                outbox,
+                reply,
+            } => {
+                let attached = self.sessions.attach(resume, outbox);
+                let _ = reply.send(attached);
+            }
+            Msg::Request { at, re, request } => self.request(at, re, request),
+            Msg::Detach(at) => self.sessions.detach(at),
+            Msg::Link {
+                token,
+                action,
+                reply,
+            } => {
+                let _ = reply.send(self.link(&token, action));
+            }
+            // `run` handles shutdown before dispatching here.
+            Msg::Shutdown(_) => {}
+        }
+    }
+
+    /// Keeps the users held in memory within `max_known_users`: past it, offline users not in a
+    /// live call are forgotten. The database keeps them; until they log in again, calls to them
+    /// are refused as unknown.
+    fn forget_beyond_cap(&mut self) {
+        let calls = &self.calls;
+        let forgotten = self
+            .directory
+            .forget_beyond(self.config.limits.max_known_users, |user| {
+                calls.involves(user)
+            });
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                kept = self.directory.known_count(),
+                "max_known_users reached: offline users forgotten from memory"
+            );
+        }
+    }
+}
