@@ -10,7 +10,7 @@ use switchboard_proto::{
 use crate::json::{Json, Writer};
 
 /// Every error code by its wire name.
-const ERROR_CODES: [(&str, ErrorCode); 25] = [
+const ERROR_CODES: [(&str, ErrorCode); 26] = [
     ("bad_frame", ErrorCode::BadFrame),
     ("frame_too_large", ErrorCode::FrameTooLarge),
     ("hello_required", ErrorCode::HelloRequired),
@@ -38,6 +38,7 @@ const ERROR_CODES: [(&str, ErrorCode); 25] = [
     ("room_failed", ErrorCode::RoomFailed),
     ("shutting_down", ErrorCode::ShuttingDown),
     ("overloaded", ErrorCode::Overloaded),
+    ("unavailable", ErrorCode::Unavailable),
     ("internal", ErrorCode::Internal),
 ];
 

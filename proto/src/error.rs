@@ -41,6 +41,8 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The server is too far behind (its database cannot keep up) to take new calls now.
     Overloaded,
+    /// The shared state the nodes of a cluster decide on (Redis) cannot be reached now.
+    Unavailable,
     Internal,
 }
 
@@ -72,6 +74,7 @@ impl ErrorCode {
             Self::RoomFailed => "no conference room could be made",
             Self::ShuttingDown => "the server is shutting down",
             Self::Overloaded => "the server is overloaded; try again in a moment",
+            Self::Unavailable => "calls are unavailable for a moment; try again shortly",
             Self::Internal => "internal server error",
         }
     }

@@ -143,6 +143,15 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_demo_on_network: Option<bool>,
+    /// Redis the nodes of a cluster share, e.g. redis://10.0.0.5:6379/ (unset: one node).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// How long a node may go without a heartbeat in Redis before the others treat it as
+    /// dead, e.g. 10s.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_timeout: Option<String>,
 }
 
 /// Every setting, as layered from the sources; see [`Config`] for the validated form.
@@ -251,6 +260,11 @@ pub struct Settings {
     pub trusted_proxies: Vec<String>,
     /// Demo mode (anyone can be anyone) on an address other machines reach must be meant.
     pub allow_demo_on_network: bool,
+    /// Set: this node is one of several sharing this Redis.
+    pub redis_url: Option<String>,
+    /// A node without a heartbeat for this long is dead to the others.
+    #[serde(with = "humantime_serde")]
+    pub node_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -310,8 +324,35 @@ impl Default for Settings {
             max_known_users: 200_000,
             trusted_proxies: Vec::new(),
             allow_demo_on_network: false,
+            redis_url: None,
+            node_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// The cluster settings, checked: a Redis URL (`redis://`, `rediss://` or `redis+unix://`) and
+/// a node timeout from 2 s to 5 min.
+fn cluster_config(s: &Settings) -> Result<Option<ClusterConfig>, ConfigError> {
+    let Some(url) = s.redis_url.as_deref().filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let redis_url = Url::parse(url).map_err(|e| invalid("redis_url", e))?;
+    if !matches!(
+        redis_url.scheme(),
+        "redis" | "rediss" | "redis+unix" | "unix"
+    ) {
+        return Err(invalid(
+            "redis_url",
+            "must start with redis://, rediss:// or redis+unix://",
+        ));
+    }
+    if !(Duration::from_secs(2)..=Duration::from_secs(300)).contains(&s.node_timeout) {
+        return Err(invalid("node_timeout", "must be 2s to 5min"));
+    }
+    Ok(Some(ClusterConfig {
+        redis_url,
+        node_timeout: s.node_timeout,
+    }))
 }
 
 /// Accepts either a list or one comma-separated string (the form environment variables take).
@@ -433,6 +474,15 @@ pub struct Config {
     /// Where `/metrics` is served when it is kept off the main listener.
     pub metrics_listen: Option<SocketAddr>,
     pub admission: AdmissionLimits,
+    /// Set: this node is one of a cluster.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How this node finds the others.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub redis_url: Url,
+    pub node_timeout: Duration,
 }
 
 impl Config {
@@ -569,6 +619,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let cluster = cluster_config(&s)?;
         Ok(Self {
             listen: s.listen,
             db: s.db,
@@ -599,6 +650,7 @@ impl Config {
                 max_watched: s.max_watched,
             },
             metrics_listen,
+            cluster,
             admission: AdmissionLimits {
                 connections_per_ip: s.connections_per_ip,
                 max_connections: s.max_connections,

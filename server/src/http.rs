@@ -14,6 +14,7 @@ use tower_http::{cors::CorsLayer, services::ServeDir};
 
 use crate::{
     admission::Refusal,
+    cluster::Cluster,
     connection::{self, Client, ConnectionContext},
     hub::LinkAction,
     origin::Origins,
@@ -32,6 +33,8 @@ pub struct AppState {
     pub origins: Arc<Origins>,
     /// Whether the database takes writes: `/healthz` fails while it does not.
     pub store: Health,
+    /// Set on a node of a cluster: `/healthz` fails while it cannot reach Redis.
+    pub cluster: Option<Cluster>,
     pub rooms: Arc<dyn RoomProvider>,
     /// The built-in room, when it is the provider: it also runs its pages' signalling.
     pub builtin: Option<Arc<BuiltinRoom>>,
@@ -58,6 +61,13 @@ pub fn router(state: AppState, www: &std::path::Path, with_metrics: bool) -> Rou
 async fn healthz(State(state): State<AppState>) -> Response {
     if !state.session.hub.is_running() {
         return (StatusCode::SERVICE_UNAVAILABLE, "not accepting sessions").into_response();
+    }
+    if state.cluster.as_ref().is_some_and(|c| !c.is_up()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Redis cannot be reached: new calls are refused",
+        )
+            .into_response();
     }
     match state.store.problem() {
         None => "ok".into_response(),

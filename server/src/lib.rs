@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod assets;
 pub mod calls;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod http;
@@ -23,6 +24,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use axum::serve::ListenerExt;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+use cluster::Cluster;
 pub use config::Config;
 use config::RoomsConfig;
 use hub::{Clock, Hub, HubConfig};
@@ -39,6 +41,8 @@ pub enum StartError {
     Rooms(#[from] rooms::OpenMeetingsSetupError),
     #[error("listening: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("redis_url: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +98,17 @@ pub async fn start(
         .map(TcpListener::local_addr)
         .transpose()?;
     let db = config.db.clone();
-    let metrics = Arc::new(Metrics::default());
+    let metrics = match config.cluster {
+        Some(_) => Metrics::default().for_cluster(),
+        None => Metrics::default(),
+    };
+    let metrics = Arc::new(metrics);
+    let cluster = config
+        .cluster
+        .as_ref()
+        .map(|c| Cluster::start(c, metrics.clone()))
+        .transpose()?;
+    let cluster_handle = cluster.as_ref().map(|(c, _)| c.clone());
     let instruments = Instruments {
         errors: metrics.store_errors.clone(),
         backlog: metrics.store_backlog.clone(),
@@ -139,6 +153,7 @@ pub async fn start(
         rooms.clone(),
         metrics.clone(),
         Clock::new(),
+        cluster,
     );
     let state = http::AppState {
         session: connection::ConnectionContext {
@@ -154,6 +169,7 @@ pub async fn start(
             config.allowed_origins.clone(),
         )),
         store: store_health,
+        cluster: cluster_handle,
         rooms,
         builtin,
     };

@@ -51,6 +51,9 @@ pub struct Metrics {
     pub turned_away: Family<ReasonLabel, Counter>,
     /// The allocator's figures, read at each scrape.
     pub memory: Memory,
+    /// 1 while this node reaches the cluster's Redis, 0 while it does not (absent for one
+    /// node alone).
+    pub redis_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -70,6 +73,7 @@ impl Default for Metrics {
             dropped: Family::default(),
             turned_away: Family::default(),
             memory: Memory::default(),
+            redis_up: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -146,6 +150,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The figures only a node of a cluster has.
+    pub fn for_cluster(mut self) -> Self {
+        self.registry.register(
+            "redis_up",
+            "1 while this node reaches the cluster's Redis",
+            self.redis_up.clone(),
+        );
+        self
+    }
+
     pub fn call_reached(&self, state: CallState) {
         let outcome = match state {
             CallState::Ringing => "placed",

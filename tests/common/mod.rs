@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod fake_openmeetings;
+pub mod redis;
 pub mod server;
 
 pub use client::Client;

@@ -7,6 +7,7 @@ mod common;
 
 mod binary;
 mod calls;
+mod cluster;
 mod http;
 mod limits;
 mod openmeetings;

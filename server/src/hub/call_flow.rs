@@ -39,6 +39,13 @@ impl Engine {
         if self.store.behind().is_some() {
             return Err(ErrorCode::Overloaded);
         }
+        // A node of a cluster places calls only while it reaches the state the nodes share, and
+        // (for now) only to users with a session on this node.
+        if let Some(cluster) = &self.cluster
+            && (!cluster.is_up() || (self.directory.is_online(&to) && !self.directory.is_here(&to)))
+        {
+            return Err(ErrorCode::Unavailable);
+        }
         if let Some(limiter) = &self.limiter
             && limiter.check_key(&caller_id).is_err()
         {
@@ -85,7 +92,7 @@ impl Engine {
 
     /// How `user` can be reached by `caller`.
     fn reach(&self, user: &str, caller: &str) -> Reachability {
-        if self.directory.is_online(user) {
+        if self.directory.is_online(user) || self.directory.is_here(user) {
             self.calls.reach(user, caller)
         } else if self.directory.is_known(user) {
             Reachability::Offline

@@ -27,7 +27,11 @@ pub enum Change {
 
 #[derive(Default)]
 pub struct Directory {
+    /// Users with a session on this node.
     online: HashMap<String, Online>,
+    /// In a cluster: everybody online on any node (id → name), as Redis last said. It alone
+    /// says who is online there, so every node tells watchers the same thing once.
+    cluster: Option<HashMap<String, String>>,
     /// Every user seen, with their last display name: the rest are unknown.
     known: HashMap<String, String>,
     /// Sessions following each user's presence.
@@ -43,8 +47,77 @@ impl Directory {
         }
     }
 
+    /// A directory for a node of a cluster: who is online comes from Redis.
+    pub fn clustered(users: impl IntoIterator<Item = UserRef>) -> Self {
+        Self {
+            cluster: Some(HashMap::new()),
+            ..Self::new(users)
+        }
+    }
+
     pub fn is_online(&self, user: &str) -> bool {
+        match &self.cluster {
+            Some(everyone) => everyone.contains_key(user),
+            None => self.online.contains_key(user),
+        }
+    }
+
+    /// Whether `user` has a session on this node.
+    pub fn is_here(&self, user: &str) -> bool {
         self.online.contains_key(user)
+    }
+
+    /// In a cluster: a user came online or went offline somewhere. Returns whether that
+    /// changes what this node knew.
+    pub fn set_cluster_presence(&mut self, user: &str, name: &str, online: bool) -> bool {
+        let Some(everyone) = &mut self.cluster else {
+            return false;
+        };
+        if online {
+            self.known.insert(user.to_string(), name.to_string());
+        }
+        if online {
+            everyone
+                .insert(user.to_string(), name.to_string())
+                .is_none()
+        } else {
+            everyone.remove(user).is_some()
+        }
+    }
+
+    /// In a cluster: everybody online anywhere, read afresh. Returns the users whose presence
+    /// changed from what this node knew.
+    pub fn set_cluster_online(&mut self, now: HashMap<String, String>) -> Vec<String> {
+        let Some(before) = &self.cluster else {
+            return Vec::new();
+        };
+        let mut changed: Vec<String> = before
+            .keys()
+            .filter(|user| !now.contains_key(*user))
+            .chain(now.keys().filter(|user| !before.contains_key(*user)))
+            .cloned()
+            .collect();
+        changed.sort();
+        for (user, name) in &now {
+            self.known.insert(user.clone(), name.clone());
+        }
+        self.cluster = Some(now);
+        changed
+    }
+
+    /// The logged-in users of this node's sessions, with their names.
+    pub fn here(&self) -> impl Iterator<Item = (SessionId, UserRef)> + '_ {
+        self.online.iter().flat_map(|(id, o)| {
+            o.sessions.iter().map(move |&session| {
+                (
+                    session,
+                    UserRef {
+                        id: id.clone(),
+                        name: o.name.clone(),
+                    },
+                )
+            })
+        })
     }
 
     pub fn is_known(&self, user: &str) -> bool {
@@ -56,6 +129,7 @@ impl Directory {
         self.online
             .get(user)
             .map(|o| o.name.as_str())
+            .or_else(|| self.cluster.as_ref()?.get(user).map(String::as_str))
             .or_else(|| self.known.get(user).map(String::as_str))
     }
 
@@ -127,15 +201,6 @@ impl Directory {
         }
     }
 
-    /// Takes every session off a user at once (single-session mode logs them out elsewhere);
-    /// the user stays online for the session about to join.
-    pub fn clear_sessions(&mut self, user: &str) -> Vec<SessionId> {
-        self.online
-            .get_mut(user)
-            .map(|o| std::mem::take(&mut o.sessions))
-            .unwrap_or_default()
-    }
-
     /// What watchers of `user` are told about them.
     pub fn presence(&self, user: &str) -> Event {
         Event::Presence {
@@ -182,7 +247,7 @@ impl Directory {
         let forgotten: Vec<String> = self
             .known
             .keys()
-            .filter(|user| !self.online.contains_key(*user) && !busy(user))
+            .filter(|user| !self.is_here(user) && !self.is_online(user) && !busy(user))
             .take(excess)
             .cloned()
             .collect();

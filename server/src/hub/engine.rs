@@ -14,6 +14,7 @@ use super::{
     node_sessions::{SessionRules, Sessions},
 };
 use crate::{
+    cluster::{Cluster, ClusterEvent},
     metrics::Metrics,
     rooms::RoomProvider,
     store::{Loaded, Store, Write},
@@ -38,6 +39,18 @@ pub(super) struct Engine {
     pub store: Store,
     pub rooms: Arc<dyn RoomProvider>,
     pub metrics: Arc<Metrics>,
+    /// Set on a node of a cluster.
+    pub cluster: Option<Cluster>,
+}
+
+/// What a node of a cluster hears from its link to Redis; never anything on one node alone.
+async fn next_cluster_event(
+    events: &mut Option<mpsc::UnboundedReceiver<ClusterEvent>>,
+) -> Option<ClusterEvent> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Engine {
@@ -48,6 +61,7 @@ impl Engine {
         rooms: Arc<dyn RoomProvider>,
         metrics: Arc<Metrics>,
         clock: Clock,
+        cluster: Option<Cluster>,
     ) -> Self {
         let limiter = NonZeroU32::new(config.limits.calls_per_minute)
             .map(|per_minute| RateLimiter::keyed(Quota::per_minute(per_minute)));
@@ -61,7 +75,10 @@ impl Engine {
         };
         let mut engine = Self {
             sessions: Sessions::new(rules, clock, metrics.clone()),
-            directory: Directory::new(loaded.users),
+            directory: match cluster {
+                Some(_) => Directory::clustered(loaded.users),
+                None => Directory::new(loaded.users),
+            },
             calls: CallBook::new(config.max_call_duration),
             config,
             clock,
@@ -71,6 +88,7 @@ impl Engine {
             store,
             rooms,
             metrics,
+            cluster,
         };
         for record in loaded.live_calls {
             engine.restore(record);
@@ -78,7 +96,11 @@ impl Engine {
         engine
     }
 
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Msg>,
+        mut cluster_events: Option<mpsc::UnboundedReceiver<ClusterEvent>>,
+    ) {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         loop {
             tokio::select! {
@@ -99,6 +121,7 @@ impl Engine {
                     None => return,
                 },
                 session = self.sessions.next_expired() => self.expire_session(session),
+                Some(event) = next_cluster_event(&mut cluster_events) => self.cluster_event(event),
                 (call, input) = self.calls.next_due() => {
                     let _ = self.transition(&call, input, None);
                 }

@@ -22,6 +22,7 @@ pub use clock::Clock;
 use engine::Engine;
 
 use crate::{
+    cluster::{Cluster, ClusterEvent},
     config::Limits,
     metrics::Metrics,
     rooms::{Joiner, RoomProvider},
@@ -136,10 +137,12 @@ impl Hub {
         rooms: Arc<dyn RoomProvider>,
         metrics: Arc<Metrics>,
         clock: Clock,
+        cluster: Option<(Cluster, mpsc::UnboundedReceiver<ClusterEvent>)>,
     ) -> Hub {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let engine = Engine::new(config, loaded, store, rooms, metrics, clock);
-        tokio::spawn(engine.run(rx));
+        let (cluster, events) = cluster.unzip();
+        let engine = Engine::new(config, loaded, store, rooms, metrics, clock, cluster);
+        tokio::spawn(engine.run(rx, events));
         Hub { tx }
     }
 
@@ -206,7 +209,7 @@ impl Hub {
 }
 
 /// A fresh random token: `bytes` random bytes, base64url.
-fn token(bytes: usize) -> String {
+pub(crate) fn token(bytes: usize) -> String {
     use base64::Engine;
     let mut buf = vec![0u8; bytes];
     rand::fill(&mut buf[..]);

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use switchboard_proto::{ErrorCode, Event, LogoutReason, UserRef, validate_user_id};
 
 use super::{SessionId, directory::Change, engine::Engine, frame};
-use crate::{calls::Input, store::Write};
+use crate::{calls::Input, cluster::ClusterEvent, store::Write};
 
 impl Engine {
     pub(super) fn login(
@@ -28,10 +28,10 @@ impl Engine {
             self.leave_user(session);
             // The earlier user's watch list is not the new one's.
             self.set_watching(session, Vec::new());
-            if self.config.single_session {
-                self.log_out_elsewhere(&user.id);
-            }
             self.join_user(session, &user);
+            if self.config.single_session {
+                self.log_out_elsewhere(&user.id, session);
+            }
         } else {
             self.directory.rename(&user);
         }
@@ -59,8 +59,13 @@ impl Engine {
     }
 
     /// Single-session mode: every other session of the user is logged out, as in 2010.
-    fn log_out_elsewhere(&mut self, user: &str) {
-        for other in self.directory.clear_sessions(user) {
+    fn log_out_elsewhere(&mut self, user: &str, except: SessionId) {
+        let others = self.directory.sessions(user);
+        for other in others.into_iter().filter(|&s| s != except) {
+            self.directory.leave(other, user);
+            if let Some(cluster) = &self.cluster {
+                cluster.leave(other, user);
+            }
             self.sessions.set_user(other, None);
             self.set_watching(other, Vec::new());
             self.sessions.deliver(
@@ -79,9 +84,15 @@ impl Engine {
             user: user.clone(),
             at: self.clock.now(),
         });
-        if self.directory.join(session, user) == Change::CameOnline {
+        let change = self.directory.join(session, user);
+        if change == Change::CameOnline {
             self.metrics.users_online.inc();
-            self.presence_changed(&user.id);
+        }
+        match &self.cluster {
+            // Whether that brings the user online is for Redis to say, once, to every node.
+            Some(cluster) => cluster.join(session, user),
+            None if change == Change::CameOnline => self.presence_changed(&user.id),
+            None => {}
         }
     }
 
@@ -90,11 +101,15 @@ impl Engine {
         let Some(user) = self.sessions.set_user(session, None) else {
             return;
         };
+        if let Some(cluster) = &self.cluster {
+            cluster.leave(session, &user);
+        }
         if self.directory.leave(session, &user) == Change::WentOffline {
             self.went_offline(&user);
         }
     }
 
+    /// The user's last session on this node is gone.
     fn went_offline(&mut self, user: &str) {
         self.metrics.users_online.dec();
         self.writes.push(Write::SeenUser {
@@ -104,13 +119,37 @@ impl Engine {
             },
             at: self.clock.now(),
         });
-        self.presence_changed(user);
+        if self.cluster.is_none() {
+            self.presence_changed(user);
+        }
         // Calls that still ring for or from someone who left cannot be answered.
         for call in self.calls.of_user(user) {
             let Some(role) = self.calls.get(&call).map(|live| live.role_of(user)) else {
                 continue;
             };
             let _ = self.transition(&call, Input::WentOffline(role), None);
+        }
+    }
+
+    /// What this node hears from the cluster.
+    pub(super) fn cluster_event(&mut self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::Up => {
+                if let Some(cluster) = &self.cluster {
+                    cluster.sync(self.directory.here().collect());
+                }
+            }
+            ClusterEvent::Down => {}
+            ClusterEvent::Online(everyone) => {
+                for user in self.directory.set_cluster_online(everyone) {
+                    self.presence_changed(&user);
+                }
+            }
+            ClusterEvent::Presence { user, name, online } => {
+                if self.directory.set_cluster_presence(&user, &name, online) {
+                    self.presence_changed(&user);
+                }
+            }
         }
     }
 

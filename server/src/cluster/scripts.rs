@@ -1,0 +1,111 @@
+//! The Lua scripts that change the shared directory in Redis, each atomic: a user's sessions
+//! across nodes, who is online, the nodes alive, and the presence changes published once each.
+//!
+//! Keys: `sb:online` (hash user → name: online anywhere), `sb:sessions:<user>` (set of
+//! `<node>/<session>`), `sb:node:<node>:users` (hash user → that node's sessions of them),
+//! `sb:nodes` (sorted set: node → the time its heartbeat runs out, ms). Channel:
+//! `sb:presence`, one JSON message per user coming online or going offline.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// The channel presence changes are published on.
+pub const PRESENCE_CHANNEL: &str = "sb:presence";
+
+/// Helpers every script starts with.
+const PRELUDE: &str = r#"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function node_users(node) return 'sb:node:' .. node .. ':users' end
+local function publish(user, name, online)
+  redis.call('PUBLISH', 'sb:presence', cjson.encode({user = user, name = name, online = online}))
+end
+-- Puts one session of a node on a user; the user comes online with their first.
+local function add(node, session, user, name)
+  if redis.call('SADD', 'sb:sessions:' .. user, node .. '/' .. session) == 1 then
+    redis.call('HINCRBY', node_users(node), user, 1)
+  end
+  local was = redis.call('HGET', 'sb:online', user)
+  redis.call('HSET', 'sb:online', user, name)
+  if not was then publish(user, name, true) end
+end
+-- Takes one session off a user; the user goes offline with their last.
+local function drop(node, member, user)
+  local key = 'sb:sessions:' .. user
+  if redis.call('SREM', key, member) == 1 then
+    if redis.call('HINCRBY', node_users(node), user, -1) <= 0 then
+      redis.call('HDEL', node_users(node), user)
+    end
+  end
+  if redis.call('SCARD', key) == 0 then
+    local name = redis.call('HGET', 'sb:online', user)
+    if name then
+      redis.call('HDEL', 'sb:online', user)
+      publish(user, name, false)
+    end
+  end
+end
+-- Takes every session of a node off every user, except those in `keep`.
+local function drop_node(node, keep)
+  local prefix = node .. '/'
+  for _, user in ipairs(redis.call('HKEYS', node_users(node))) do
+    for _, member in ipairs(redis.call('SMEMBERS', 'sb:sessions:' .. user)) do
+      if string.sub(member, 1, #prefix) == prefix and not keep[user .. ' ' .. member] then
+        drop(node, member, user)
+      end
+    end
+  end
+end
+"#;
+
+/// ARGV: node, session, user, name.
+pub static JOIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}add(ARGV[1], ARGV[2], ARGV[3], ARGV[4]) return 1"
+    ))
+});
+
+/// ARGV: node, session, user.
+pub static LEAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}drop(ARGV[1], ARGV[1] .. '/' .. ARGV[2], ARGV[3]) return 1"
+    ))
+});
+
+/// Makes Redis hold exactly this node's sessions, and renews its heartbeat. ARGV: node,
+/// timeout ms, then (session, user, name) for every logged-in session of the node.
+pub static SYNC: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{PRELUDE}
+local node = ARGV[1]
+local keep = {{}}
+for i = 3, #ARGV, 3 do keep[ARGV[i + 1] .. ' ' .. node .. '/' .. ARGV[i]] = true end
+drop_node(node, keep)
+for i = 3, #ARGV, 3 do add(node, ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
+redis.call('ZADD', 'sb:nodes', now_ms() + tonumber(ARGV[2]), node)
+return 1"#
+    ))
+});
+
+/// Renews a node's heartbeat, and ends the nodes whose heartbeat ran out: their sessions go,
+/// and users with none left elsewhere go offline. ARGV: node, timeout ms. Returns whether this
+/// node was still known (false: it had been ended itself, and must sync again).
+pub static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{PRELUDE}
+local now = now_ms()
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', 'sb:nodes', '-inf', now)) do
+  if dead ~= ARGV[1] then
+    drop_node(dead, {{}})
+    redis.call('DEL', node_users(dead))
+    redis.call('ZREM', 'sb:nodes', dead)
+  end
+end
+local known = redis.call('ZSCORE', 'sb:nodes', ARGV[1])
+redis.call('ZADD', 'sb:nodes', now + tonumber(ARGV[2]), ARGV[1])
+if known then return 1 else return 0 end"#
+    ))
+});
