@@ -9,7 +9,7 @@ use switchboard_proto::{CallId, CallState, ErrorCode, Role, UserRef};
 /// Wall-clock milliseconds since the Unix epoch.
 pub type Millis = u64;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Call {
     pub id: CallId,
     pub caller: UserRef,

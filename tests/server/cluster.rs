@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use switchboard_proto::{Command, ErrorCode};
+use switchboard_proto::{CallState, Command, ErrorCode};
 use tokio::time::Instant;
 
 use crate::common::{PRESENCE_GRACE, TestServer, client::Client, redis::RedisServer};
@@ -13,14 +13,68 @@ use crate::common::{PRESENCE_GRACE, TestServer, client::Client, redis::RedisServ
 const NODE_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn node(redis: &RedisServer) -> TestServer {
+    node_with(redis, None, |_| {}).await
+}
+
+/// A node on `redis`; nodes given the same `db` record their calls in one SQLite file.
+async fn node_with(
+    redis: &RedisServer,
+    db: Option<&std::path::Path>,
+    tweak: impl FnOnce(&mut switchboard::config::Settings),
+) -> TestServer {
     let url = redis.url();
     let node = TestServer::start_with(|s| {
         s.redis_url = Some(url);
         s.node_timeout = NODE_TIMEOUT;
+        if let Some(db) = db {
+            s.db = db.to_path_buf();
+        }
+        tweak(s);
     })
     .await;
     until_healthy(&node).await;
     node
+}
+
+/// Three nodes sharing one database.
+async fn three_nodes(
+    redis: &RedisServer,
+    dir: &tempfile::TempDir,
+    tweak: impl Fn(&mut switchboard::config::Settings),
+) -> (TestServer, TestServer, TestServer) {
+    let db = dir.path().join("shared.db");
+    (
+        node_with(redis, Some(&db), &tweak).await,
+        node_with(redis, Some(&db), &tweak).await,
+        node_with(redis, Some(&db), &tweak).await,
+    )
+}
+
+/// Every state the database recorded for each call, in order.
+fn recorded(db: &std::path::Path) -> Vec<(String, String, Vec<String>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut calls = conn
+        .prepare("SELECT id, state FROM calls ORDER BY placed_at")
+        .unwrap();
+    let calls: Vec<(String, String)> = calls
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    calls
+        .into_iter()
+        .map(|(id, state)| {
+            let mut events = conn
+                .prepare("SELECT state FROM call_events WHERE call_id = ?1 ORDER BY at, rowid")
+                .unwrap();
+            let events = events
+                .query_map([&id], |row| row.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            (id, state, events)
+        })
+        .collect()
 }
 
 async fn health(node: &TestServer) -> u16 {
@@ -49,6 +103,22 @@ async fn watcher(node: &TestServer, id: &str, users: &[&str]) -> Client {
         client.presence().await;
     }
     client
+}
+
+/// Waits until `node` sees `user` online (and so Redis has them).
+async fn until_online(node: &TestServer, user: &str) {
+    crate::store::until("the user to be online for the node", || async {
+        let mut check = node.user("checker").await;
+        check
+            .send(Command::Watch {
+                users: vec![user.to_string()],
+            })
+            .await;
+        let online = check.presence().await.2;
+        check.close().await;
+        online
+    })
+    .await;
 }
 
 /// `user` logs in on `node`, and the watcher hears of it: whatever the watcher heard before
@@ -196,4 +266,161 @@ async fn without_redis_nodes_keep_their_sockets_refuse_calls_and_recover_by_them
     // The same sockets carry calls again.
     let call = bob.call("cid").await;
     assert_eq!(call.peer.id, "cid");
+}
+
+#[tokio::test]
+async fn a_call_rings_on_every_node_and_the_first_answer_wins() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = three_nodes(&redis, &dir, |_| {}).await;
+    let mut ann = a.user("ann").await;
+    let mut bob_b = b.user("bob").await;
+    let mut bob_c = c.user("bob").await;
+    until_online(&a, "bob").await;
+
+    let ringing = ann.call("bob").await;
+    let on_b = bob_b.call_in(CallState::Ringing).await;
+    let on_c = bob_c.call_in(CallState::Ringing).await;
+    assert_eq!(
+        (on_b.id.clone(), on_c.id.clone()),
+        (ringing.id.clone(), ringing.id.clone())
+    );
+    // Each node links to itself, with the same token.
+    let token = |link: &Option<String>| {
+        link.as_deref()
+            .and_then(|l| l.rsplit('/').next())
+            .map(str::to_string)
+    };
+    assert!(on_b.link.is_some() && token(&on_c.link) == token(&on_b.link));
+
+    bob_c.answer(&on_c.id).await;
+    let answered = bob_c.call_in(CallState::Answered).await;
+    assert!(!answered.elsewhere);
+    let elsewhere = bob_b.call_in(CallState::Answered).await;
+    assert!(
+        elsewhere.elsewhere,
+        "Bob's other tab hears it was answered elsewhere"
+    );
+    let for_ann = ann.call_in(CallState::Answered).await;
+    assert!(for_ann.link.is_some());
+    // A second answer, from another node, loses.
+    let sent = bob_b
+        .send(Command::Answer {
+            call: on_b.id.clone(),
+        })
+        .await;
+    assert_eq!(bob_b.error().await, (Some(sent), ErrorCode::WrongCallState));
+
+    // Hanging up on any node ends it everywhere.
+    bob_b
+        .send(Command::Hangup {
+            call: on_b.id.clone(),
+        })
+        .await;
+    for client in [&mut ann, &mut bob_b, &mut bob_c] {
+        assert_eq!(client.call_view().await.state, CallState::Ended);
+    }
+    crate::store::until("the end to be recorded", || async {
+        recorded(&dir.path().join("shared.db"))
+            .first()
+            .is_some_and(|(_, state, _)| state == "ended")
+    })
+    .await;
+    assert_eq!(
+        recorded(&dir.path().join("shared.db")),
+        vec![(
+            ringing.id.0.clone(),
+            "ended".into(),
+            vec!["ringing".into(), "answered".into(), "ended".into()]
+        )],
+        "one record, each step once"
+    );
+}
+
+#[tokio::test]
+async fn two_callers_on_two_nodes_cannot_both_ring_one_callee() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = three_nodes(&redis, &dir, |_| {}).await;
+    let mut ann = a.user("ann").await;
+    let mut bob = b.user("bob").await;
+    let mut cid = c.user("cid").await;
+    until_online(&a, "cid").await;
+    until_online(&b, "cid").await;
+
+    // Both at once: one rings, the other is refused as busy.
+    let (from_ann, from_bob) = tokio::join!(
+        ann.send(Command::Call { to: "cid".into() }),
+        bob.send(Command::Call { to: "cid".into() })
+    );
+    let (ann_frame, bob_frame) = tokio::join!(ann.next(), bob.next());
+    let outcomes = [(ann_frame, from_ann), (bob_frame, from_bob)].map(|(frame, sent)| {
+        assert_eq!(frame.re, Some(sent));
+        match frame.ev {
+            switchboard_proto::Event::Call(view) => Ok(view.state),
+            switchboard_proto::Event::Error { code, .. } => Err(code),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+    assert!(
+        outcomes.contains(&Ok(CallState::Ringing)) && outcomes.contains(&Err(ErrorCode::Busy)),
+        "{outcomes:?}"
+    );
+    cid.call_in(CallState::Ringing).await;
+    cid.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn a_ring_timeout_fires_once_when_the_placing_node_is_gone() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ring = |s: &mut switchboard::config::Settings| s.ring_timeout = Duration::from_millis(1500);
+    let (mut a, b, _c) = three_nodes(&redis, &dir, ring).await;
+    let mut ann = a.user("ann").await;
+    let mut bob = b.user("bob").await;
+    until_online(&a, "bob").await;
+    let call = ann.call("bob").await;
+    bob.call_in(CallState::Ringing).await;
+
+    a.stop().await;
+    let missed = bob.call_view().await;
+    assert_eq!(
+        (missed.id, missed.state),
+        (call.id.clone(), CallState::Missed)
+    );
+    bob.nothing_pending().await;
+    crate::store::until("the miss to be recorded", || async {
+        recorded(&dir.path().join("shared.db"))
+            .first()
+            .is_some_and(|(_, state, _)| state == "missed")
+    })
+    .await;
+    assert_eq!(
+        recorded(&dir.path().join("shared.db"))[0].2,
+        vec!["ringing".to_string(), "missed".into()]
+    );
+}
+
+#[tokio::test]
+async fn a_link_works_on_any_node() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = three_nodes(&redis, &dir, |_| {}).await;
+    let mut ann = a.user("ann").await;
+    let mut bob = b.user("bob").await;
+    until_online(&a, "bob").await;
+    ann.call("bob").await;
+    let ringing = bob.call_in(CallState::Ringing).await;
+    let link = ringing.link.expect("the callee's link");
+    let token = link.rsplit('/').next().unwrap();
+
+    // Following the callee's link answers, whichever node the browser reaches.
+    let response = crate::common::server::http()
+        .get(c.url(&format!("/join/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    assert_eq!(ann.call_view().await.state, CallState::Answered);
+    assert_eq!(bob.call_view().await.state, CallState::Answered);
 }

@@ -18,11 +18,20 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 use serde::Deserialize;
-use switchboard_proto::UserRef;
+use switchboard_proto::{CallId, ErrorCode, UserRef};
 use tokio::sync::mpsc;
 
-use super::scripts::{self, PRESENCE_CHANNEL};
-use crate::{config::ClusterConfig, hub::SessionId, metrics::Metrics};
+use super::{
+    scripts::{self, CALLS_CHANNEL, PRESENCE_CHANNEL},
+    shared_call::{CallChange, Origin, SharedCall},
+};
+use crate::{
+    calls::{self, Effect, Input, Millis},
+    config::ClusterConfig,
+    hub::SessionId,
+    metrics::Metrics,
+    store::CallRecord,
+};
 
 /// Bytes of randomness in a node's id.
 const NODE_ID_BYTES: usize = 9;
@@ -43,14 +52,49 @@ pub enum ClusterEvent {
         name: String,
         online: bool,
     },
+    /// Every live call, read just after this node's sessions were synced.
+    Calls(Vec<SharedCall>),
+    /// A call changed, on this node or another.
+    Call(CallChange),
+    /// What became of a change this node asked for ([`Cluster::place`], [`Cluster::step`]);
+    /// `op` is the number it was asked under (0: asked by the link itself). This node decided
+    /// it, so this node records it.
+    Decided {
+        op: u64,
+        result: Result<CallChange, ErrorCode>,
+    },
 }
 
 /// A change of this node's sessions for Redis.
 enum Op {
-    Join { session: SessionId, user: UserRef },
-    Leave { session: SessionId, user: String },
-    Sync(Vec<(SessionId, UserRef)>),
+    Join {
+        session: SessionId,
+        user: UserRef,
+    },
+    Leave {
+        session: SessionId,
+        user: String,
+    },
+    Sync {
+        sessions: Vec<(SessionId, UserRef)>,
+        calls: Vec<SharedCall>,
+    },
+    Place {
+        op: u64,
+        shared: Box<SharedCall>,
+        from: Origin,
+    },
+    Step {
+        op: u64,
+        id: CallId,
+        input: Input,
+        from: Option<Origin>,
+        now: Millis,
+    },
 }
+
+/// How often a change decided on a copy that changed meanwhile is decided again.
+const STEP_TRIES: usize = 8;
 
 /// A handle to the link. Cheap to clone.
 #[derive(Clone)]
@@ -143,10 +187,33 @@ impl Cluster {
         });
     }
 
-    /// Every logged-in session of this node, after [`ClusterEvent::Up`]: Redis is made to hold
-    /// exactly these, and who is online is read back.
-    pub fn sync(&self, sessions: Vec<(SessionId, UserRef)>) {
-        let _ = self.ops.send(Op::Sync(sessions));
+    /// Every logged-in session of this node, and every live call it knows, after
+    /// [`ClusterEvent::Up`]: Redis is made to hold exactly these sessions (and the calls, if it
+    /// lost them), and who is online and the live calls are read back.
+    pub fn sync(&self, sessions: Vec<(SessionId, UserRef)>, calls: Vec<SharedCall>) {
+        let _ = self.ops.send(Op::Sync { sessions, calls });
+    }
+
+    /// Places a call if the callee is free, cluster-wide; answered with
+    /// [`ClusterEvent::Decided`].
+    pub fn place(&self, op: u64, shared: SharedCall, from: Origin) {
+        let _ = self.ops.send(Op::Place {
+            op,
+            shared: Box::new(shared),
+            from,
+        });
+    }
+
+    /// Feeds an input to a call, decided on its current version; answered with
+    /// [`ClusterEvent::Decided`].
+    pub fn step(&self, op: u64, id: CallId, input: Input, from: Option<Origin>, now: Millis) {
+        let _ = self.ops.send(Op::Step {
+            op,
+            id,
+            input,
+            from,
+            now,
+        });
     }
 }
 
@@ -185,11 +252,30 @@ impl Link {
     /// Runs one change; while Redis is down changes are dropped, since the sync that follows
     /// its return replaces them all.
     async fn apply(&mut self, op: Op) {
-        if !self.up.load(Ordering::Relaxed) && !matches!(op, Op::Sync(_)) {
-            return;
-        }
+        let up = self.up.load(Ordering::Relaxed);
         let node = &*self.node;
         let result = match &op {
+            Op::Place { op, .. } | Op::Step { op, .. } if !up => {
+                self.decided(*op, Err(ErrorCode::Unavailable));
+                return;
+            }
+            Op::Join { .. } | Op::Leave { .. } if !up => return,
+            Op::Place { op, shared, from } => {
+                let result = self.place(shared, from).await;
+                self.decided(*op, result);
+                return;
+            }
+            Op::Step {
+                op,
+                id,
+                input,
+                from,
+                now,
+            } => {
+                let result = self.step(id, input, from.as_ref(), *now).await;
+                self.decided(*op, result);
+                return;
+            }
             Op::Join { session, user } => {
                 scripts::JOIN
                     .arg(node)
@@ -207,14 +293,132 @@ impl Link {
                     .invoke_async::<i64>(&mut self.manager)
                     .await
             }
-            Op::Sync(sessions) => self.sync(sessions).await,
+            Op::Sync { sessions, calls } => self.sync(sessions, calls).await,
         };
         if let Err(e) = result {
             self.went_down(&e);
         }
     }
 
-    async fn sync(&mut self, sessions: &[(SessionId, UserRef)]) -> redis::RedisResult<i64> {
+    fn decided(&self, op: u64, result: Result<CallChange, ErrorCode>) {
+        let _ = self.events.send(ClusterEvent::Decided { op, result });
+    }
+
+    /// A Redis error: the link is down, and the change is refused as unavailable.
+    fn failed(&mut self, error: &redis::RedisError) -> ErrorCode {
+        self.went_down(error);
+        ErrorCode::Unavailable
+    }
+
+    async fn place(&mut self, shared: &SharedCall, from: &Origin) -> Result<CallChange, ErrorCode> {
+        let call = &shared.record.call;
+        let change = CallChange {
+            shared: shared.clone(),
+            from: Some(from.clone()),
+            notify: true,
+        };
+        let outcome = scripts::PLACE
+            .arg(&call.id.0)
+            .arg(to_json(shared))
+            .arg(&call.caller.id)
+            .arg(&call.callee.id)
+            .arg(to_json(&change))
+            .invoke_async::<String>(&mut self.manager)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        match outcome.strip_prefix("placed:") {
+            Some(previous) => {
+                // One outgoing call per user: the new one withdraws the previous.
+                if !previous.is_empty() && previous != call.id.0 {
+                    let id = CallId(previous.to_string());
+                    let superseded = self
+                        .step(&id, &Input::Superseded, None, call.placed_at)
+                        .await;
+                    if superseded.is_ok() {
+                        self.decided(0, superseded);
+                    }
+                }
+                Ok(change)
+            }
+            None if outcome == "busy" => Err(ErrorCode::Busy),
+            None => Err(ErrorCode::Offline),
+        }
+    }
+
+    /// Runs the call rules on the call as Redis holds it, and stores the result if nobody
+    /// changed the call meanwhile; else decides again on the newer version.
+    async fn step(
+        &mut self,
+        id: &CallId,
+        input: &Input,
+        from: Option<&Origin>,
+        now: Millis,
+    ) -> Result<CallChange, ErrorCode> {
+        let key = format!("sb:call:{}", id.0);
+        for _ in 0..STEP_TRIES {
+            let raw: Option<String> = self.manager.get(&key).await.map_err(|e| self.failed(&e))?;
+            let shared: SharedCall = raw
+                .and_then(|raw| serde_json::from_str(&raw).ok())
+                .ok_or(ErrorCode::NoSuchCall)?;
+            let (call, effects) =
+                calls::step(&shared.record.call, input.clone(), now).map_err(ErrorCode::from)?;
+            let handles = matches!(input, Input::Answer { .. } | Input::Reject { .. });
+            let next = SharedCall {
+                version: shared.version + 1,
+                handled_by: if handles {
+                    from.cloned()
+                } else {
+                    shared.handled_by.clone()
+                },
+                record: CallRecord {
+                    call,
+                    ..shared.record.clone()
+                },
+            };
+            let change = CallChange {
+                shared: next,
+                from: from.cloned(),
+                notify: effects.contains(&Effect::Notify),
+            };
+            let call = &change.shared.record.call;
+            let outcome = scripts::STEP
+                .arg(&id.0)
+                .arg(shared.version)
+                .arg(to_json(&change.shared))
+                .arg(u8::from(effects.contains(&Effect::Release)))
+                .arg(&call.caller.id)
+                .arg(&call.callee.id)
+                .arg(to_json(&change))
+                .invoke_async::<String>(&mut self.manager)
+                .await
+                .map_err(|e| self.failed(&e))?;
+            match outcome.as_str() {
+                "ok" => return Ok(change),
+                "conflict" => continue,
+                _ => return Err(ErrorCode::NoSuchCall),
+            }
+        }
+        tracing::warn!(call = %id.0, "a call kept changing while a step was decided; given up");
+        Err(ErrorCode::Unavailable)
+    }
+
+    async fn sync(
+        &mut self,
+        sessions: &[(SessionId, UserRef)],
+        calls: &[SharedCall],
+    ) -> redis::RedisResult<i64> {
+        if !calls.is_empty() {
+            let mut restore = scripts::RESTORE_CALLS.prepare_invoke();
+            for shared in calls {
+                let call = &shared.record.call;
+                restore
+                    .arg(&call.id.0)
+                    .arg(to_json(shared))
+                    .arg(&call.caller.id)
+                    .arg(&call.callee.id);
+            }
+            restore.invoke_async::<i64>(&mut self.manager).await?;
+        }
         let mut invocation = scripts::SYNC.prepare_invoke();
         invocation
             .arg(&*self.node)
@@ -231,6 +435,19 @@ impl Link {
             "synced this node's sessions with the cluster"
         );
         let _ = self.events.send(ClusterEvent::Online(online));
+        let ids: Vec<String> = self.manager.smembers("sb:calls").await?;
+        let keys: Vec<String> = ids.iter().map(|id| format!("sb:call:{id}")).collect();
+        let raw: Vec<Option<String>> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.manager.mget(&keys).await?
+        };
+        let live = raw
+            .into_iter()
+            .flatten()
+            .filter_map(|raw| serde_json::from_str(&raw).ok())
+            .collect();
+        let _ = self.events.send(ClusterEvent::Calls(live));
         Ok(1)
     }
 
@@ -238,7 +455,11 @@ impl Link {
     /// or finding this node forgotten, starts a sync.
     async fn beat(&mut self) {
         if !self.subscribed {
-            match self.manager.subscribe(PRESENCE_CHANNEL).await {
+            match self
+                .manager
+                .subscribe(&[PRESENCE_CHANNEL, CALLS_CHANNEL])
+                .await
+            {
                 Ok(()) => self.subscribed = true,
                 Err(e) => return self.went_down(&e),
             }
@@ -268,7 +489,7 @@ impl Link {
     fn pushed(&mut self, push: PushInfo) {
         match push.kind {
             PushKind::Message => {
-                if let Some(event) = presence(&push.data) {
+                if let Some(event) = published(&push.data) {
                     let _ = self.events.send(event);
                 }
             }
@@ -291,20 +512,25 @@ impl Link {
     }
 }
 
-/// A presence message: `[channel, payload]`.
-fn presence(data: &[Value]) -> Option<ClusterEvent> {
-    let [_channel, Value::BulkString(payload)] = data else {
+/// A published message: `[channel, payload]`.
+fn published(data: &[Value]) -> Option<ClusterEvent> {
+    let [Value::BulkString(channel), Value::BulkString(payload)] = data else {
         return None;
     };
-    match serde_json::from_slice::<Published>(payload) {
-        Ok(p) => Some(ClusterEvent::Presence {
+    let event = if channel == CALLS_CHANNEL.as_bytes() {
+        serde_json::from_slice::<CallChange>(payload).map(ClusterEvent::Call)
+    } else {
+        serde_json::from_slice::<Published>(payload).map(|p| ClusterEvent::Presence {
             user: p.user,
             name: p.name,
             online: p.online,
-        }),
-        Err(e) => {
-            tracing::warn!(error = %e, "an unreadable presence message from Redis");
-            None
-        }
-    }
+        })
+    };
+    event
+        .inspect_err(|e| tracing::warn!(error = %e, "an unreadable message from Redis"))
+        .ok()
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }

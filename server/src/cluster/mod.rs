@@ -1,7 +1,10 @@
 //! Several nodes acting as one server, on Redis: the user directory they share (who is online,
-//! on which node), each node's heartbeat, and the presence changes every node hears once.
+//! on which node), the live calls, each node's heartbeat, and the changes every node hears
+//! once.
 
 mod link;
 mod scripts;
+mod shared_call;
 
 pub use link::{Cluster, ClusterEvent};
+pub use shared_call::{CallChange, Origin, SharedCall};

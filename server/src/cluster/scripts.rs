@@ -5,6 +5,12 @@
 //! `<node>/<session>`), `sb:node:<node>:users` (hash user → that node's sessions of them),
 //! `sb:nodes` (sorted set: node → the time its heartbeat runs out, ms). Channel:
 //! `sb:presence`, one JSON message per user coming online or going offline.
+//!
+//! Calls: `sb:call:<id>` (a [`super::shared_call::SharedCall`] as JSON), `sb:calls` (set of
+//! live call ids), `sb:user_calls:<user>` (set), `sb:outgoing:<user>` (the user's one outgoing
+//! call). Channel: `sb:calls`, one [`super::shared_call::CallChange`] per change. What a change
+//! is, `calls::step` decides on the node; the scripts only check that it was decided on the
+//! call's current version, and keep the indexes.
 
 use std::sync::LazyLock;
 
@@ -12,6 +18,8 @@ use redis::Script;
 
 /// The channel presence changes are published on.
 pub const PRESENCE_CHANNEL: &str = "sb:presence";
+/// The channel call changes are published on.
+pub const CALLS_CHANNEL: &str = "sb:calls";
 
 /// Helpers every script starts with.
 const PRELUDE: &str = r#"
@@ -108,4 +116,79 @@ local known = redis.call('ZSCORE', 'sb:nodes', ARGV[1])
 redis.call('ZADD', 'sb:nodes', now + tonumber(ARGV[2]), ARGV[1])
 if known then return 1 else return 0 end"#
     ))
+});
+
+/// Places a call if the callee is online and free for the caller (a ringing call of theirs, or
+/// an answered one, with someone else makes them busy). ARGV: id, shared JSON, caller, callee,
+/// change JSON. Returns `offline`, `busy`, or `placed:` and the caller's previous outgoing call.
+pub static PLACE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local id, caller, callee = ARGV[1], ARGV[3], ARGV[4]
+if redis.call('HEXISTS', 'sb:online', callee) == 0 then return 'offline' end
+for _, other in ipairs(redis.call('SMEMBERS', 'sb:user_calls:' .. callee)) do
+  local raw = redis.call('GET', 'sb:call:' .. other)
+  if raw then
+    local c = cjson.decode(raw).record.call
+    if c.caller.id ~= caller
+      and (c.state == 'answered' or (c.state == 'ringing' and c.callee.id == callee)) then
+      return 'busy'
+    end
+  end
+end
+local previous = redis.call('GET', 'sb:outgoing:' .. caller) or ''
+redis.call('SET', 'sb:call:' .. id, ARGV[2])
+redis.call('SADD', 'sb:calls', id)
+redis.call('SADD', 'sb:user_calls:' .. caller, id)
+redis.call('SADD', 'sb:user_calls:' .. callee, id)
+redis.call('SET', 'sb:outgoing:' .. caller, id)
+redis.call('PUBLISH', 'sb:calls', ARGV[5])
+return 'placed:' .. previous"#,
+    )
+});
+
+/// Replaces a call decided on version `expected`; a call that is over leaves every index.
+/// ARGV: id, expected version, shared JSON, over (1/0), caller, callee, change JSON. Returns
+/// `ok`, `conflict` (it changed meanwhile) or `gone`.
+pub static STEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local id, caller, callee = ARGV[1], ARGV[5], ARGV[6]
+local raw = redis.call('GET', 'sb:call:' .. id)
+if not raw then return 'gone' end
+if cjson.decode(raw).version ~= tonumber(ARGV[2]) then return 'conflict' end
+if ARGV[4] == '1' then
+  redis.call('DEL', 'sb:call:' .. id)
+  redis.call('SREM', 'sb:calls', id)
+  redis.call('SREM', 'sb:user_calls:' .. caller, id)
+  redis.call('SREM', 'sb:user_calls:' .. callee, id)
+  if redis.call('GET', 'sb:outgoing:' .. caller) == id then
+    redis.call('DEL', 'sb:outgoing:' .. caller)
+  end
+else
+  redis.call('SET', 'sb:call:' .. id, ARGV[3])
+end
+redis.call('PUBLISH', 'sb:calls', ARGV[7])
+return 'ok'"#,
+    )
+});
+
+/// Puts back live calls a node still knows of that Redis lost (it restarted empty), without
+/// touching any it has. ARGV: (id, shared JSON, caller, callee) per call.
+pub static RESTORE_CALLS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+for i = 1, #ARGV, 4 do
+  local id, caller, callee = ARGV[i], ARGV[i + 2], ARGV[i + 3]
+  if redis.call('SET', 'sb:call:' .. id, ARGV[i + 1], 'NX') then
+    redis.call('SADD', 'sb:calls', id)
+    redis.call('SADD', 'sb:user_calls:' .. caller, id)
+    redis.call('SADD', 'sb:user_calls:' .. callee, id)
+    if redis.call('EXISTS', 'sb:outgoing:' .. caller) == 0 then
+      redis.call('SET', 'sb:outgoing:' .. caller, id)
+    end
+  end
+end
+return 1"#,
+    )
 });

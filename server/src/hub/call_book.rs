@@ -20,8 +20,10 @@ pub struct Live {
     pub call: Call,
     pub caller_link: String,
     pub callee_link: String,
-    /// The callee's session that answered or rejected it, if one did.
+    /// The callee's session that answered or rejected it, if one of this node's did.
     pub handled_by: Option<super::SessionId>,
+    /// In a cluster, the version of the shared call this copy is (0 on one node).
+    pub version: u64,
     ring: Option<Key>,
     talk: Option<Key>,
 }
@@ -32,6 +34,26 @@ impl Live {
         match role {
             Role::Caller => &self.caller_link,
             Role::Callee => &self.callee_link,
+        }
+    }
+
+    /// The role whose link `token` is.
+    pub fn role_of_link(&self, token: &str) -> Option<Role> {
+        if token == self.caller_link {
+            Some(Role::Caller)
+        } else if token == self.callee_link {
+            Some(Role::Callee)
+        } else {
+            None
+        }
+    }
+
+    /// The call with its links, as the store keeps it.
+    pub fn record(&self) -> CallRecord {
+        CallRecord {
+            call: self.call.clone(),
+            caller_link: self.caller_link.clone(),
+            callee_link: self.callee_link.clone(),
         }
     }
 
@@ -78,7 +100,14 @@ pub struct CallBook {
     /// Link tokens to the call and participant they belong to.
     links: HashMap<String, (CallId, Role)>,
     timers: DelayQueue<Timer>,
+    /// In a cluster: calls that ended lately, and when, so a late copy of one of their changes
+    /// does not bring them back. `None` on one node, where no copy can come late.
+    ended: Option<HashMap<CallId, Millis>>,
 }
+
+/// How long an ended call is remembered in a cluster: far longer than any change takes to
+/// reach every node.
+const ENDED_KEPT_FOR: Millis = 60_000;
 
 impl CallBook {
     pub fn new(max_call_duration: Duration) -> Self {
@@ -89,6 +118,22 @@ impl CallBook {
             outgoing: HashMap::new(),
             links: HashMap::new(),
             timers: DelayQueue::new(),
+            ended: None,
+        }
+    }
+
+    /// A book for a node of a cluster, where changes arrive from elsewhere.
+    pub fn clustered(max_call_duration: Duration) -> Self {
+        Self {
+            ended: Some(HashMap::new()),
+            ..Self::new(max_call_duration)
+        }
+    }
+
+    /// Forgets the calls that ended long enough ago.
+    pub fn forget_ended(&mut self, now: Millis) {
+        if let Some(ended) = &mut self.ended {
+            ended.retain(|_, at| now.saturating_sub(*at) < ENDED_KEPT_FOR);
         }
     }
 
@@ -177,10 +222,74 @@ impl CallBook {
                 caller_link,
                 callee_link,
                 handled_by: None,
+                version: 0,
                 ring: ringing.then_some(key),
                 talk: (!ringing).then_some(key),
             },
         );
+    }
+
+    /// In a cluster: takes a call as another node (or this one, through Redis) decided it.
+    /// Returns `None` for a copy no newer than the one held; else the call as it ended, if it
+    /// did (a call never seen here that is already over comes back as it ended, to be told).
+    pub fn apply(
+        &mut self,
+        record: CallRecord,
+        version: u64,
+        handled_by: Option<super::SessionId>,
+        now: Millis,
+    ) -> Option<Option<Live>> {
+        let id = record.call.id.clone();
+        let stale = self
+            .calls
+            .get(&id)
+            .is_some_and(|live| live.version >= version)
+            || self
+                .ended
+                .as_ref()
+                .is_some_and(|ended| ended.contains_key(&id));
+        if stale {
+            return None;
+        }
+        let over = !matches!(record.call.state, CallState::Ringing | CallState::Answered);
+        if !self.calls.contains_key(&id) {
+            if over {
+                // Over before this node heard of it: nobody here took part.
+                return None;
+            }
+            self.track(record, now);
+        } else if let Some(live) = self.calls.get_mut(&id) {
+            let was_ringing = live.call.state == CallState::Ringing;
+            live.call = record.call;
+            if was_ringing && live.call.state == CallState::Answered {
+                if let Some(key) = live.ring.take() {
+                    self.timers.try_remove(&key);
+                }
+                let ends = live.call.answered_at.unwrap_or(now)
+                    + self.max_call_duration.as_millis() as Millis;
+                live.talk = Some(self.timers.insert(
+                    Timer::Talk(id.clone()),
+                    Duration::from_millis(ends.saturating_sub(now)),
+                ));
+            }
+        }
+        if let Some(live) = self.calls.get_mut(&id) {
+            live.version = version;
+            live.handled_by = handled_by;
+        }
+        Some(if over {
+            if let Some(ended) = &mut self.ended {
+                ended.insert(id.clone(), now);
+            }
+            self.release(&id)
+        } else {
+            None
+        })
+    }
+
+    /// Every live call, for a cluster's Redis that lost them.
+    pub fn all(&self) -> impl Iterator<Item = &Live> {
+        self.calls.values()
     }
 
     /// The input a call that was live when the server stopped needs now that its time may have
@@ -234,6 +343,11 @@ impl CallBook {
             None
         };
         Ok(Stepped { effects, released })
+    }
+
+    /// Forgets a call without a step: it ended where this node could not hear of it.
+    pub fn forget(&mut self, id: &CallId) {
+        self.release(id);
     }
 
     /// The call is over: forget it and kill its links.

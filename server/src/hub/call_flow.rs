@@ -7,7 +7,7 @@ use switchboard_proto::{
     CallId, CallState, CallView, ErrorCode, Event, Role, UserRef, validate_user_id,
 };
 
-use super::{LinkAction, SessionId, call_book::Live, engine::Engine};
+use super::{LinkAction, SessionId, call_book::Live, cluster_calls::Pending, engine::Engine};
 use crate::{
     calls::{self, Effect, Input, Reachability},
     rooms::Joiner,
@@ -39,11 +39,8 @@ impl Engine {
         if self.store.behind().is_some() {
             return Err(ErrorCode::Overloaded);
         }
-        // A node of a cluster places calls only while it reaches the state the nodes share, and
-        // (for now) only to users with a session on this node.
-        if let Some(cluster) = &self.cluster
-            && (!cluster.is_up() || (self.directory.is_online(&to) && !self.directory.is_here(&to)))
-        {
+        // A node of a cluster places calls only while it reaches the state the nodes share.
+        if self.cluster.as_ref().is_some_and(|c| !c.is_up()) {
             return Err(ErrorCode::Unavailable);
         }
         if let Some(limiter) = &self.limiter
@@ -59,7 +56,17 @@ impl Engine {
             name: self.directory.name(&to).unwrap_or_default().to_string(),
             id: to,
         };
-        let reach = self.reach(&callee.id, &caller.id);
+        let reach = match self.cluster {
+            // Who is free is decided in Redis, with the call; only who was never seen is known
+            // here.
+            Some(_)
+                if self.directory.is_known(&callee.id) || self.directory.is_online(&callee.id) =>
+            {
+                Reachability::Free
+            }
+            Some(_) => Reachability::Unknown,
+            None => self.reach(&callee.id, &caller.id),
+        };
         let id = CallId(super::token(CALL_ID_BYTES));
         let now = self.clock.now();
         let (call, _) = calls::place(
@@ -70,6 +77,15 @@ impl Engine {
             now,
             self.config.ring_timeout,
         )?;
+        if self.cluster.is_some() {
+            let record = CallRecord {
+                call,
+                caller_link: super::token(LINK_BYTES),
+                callee_link: super::token(LINK_BYTES),
+            };
+            self.place_shared(session, re, record);
+            return Ok(());
+        }
         // One outgoing call per user: a call that will ring withdraws the previous one, as in
         // 2010. A refused call changes nothing.
         if let Some(previous) = self.calls.outgoing(&call.caller.id).cloned() {
@@ -136,6 +152,14 @@ impl Engine {
         input: Input,
         from: Option<(SessionId, Option<u32>)>,
     ) -> Result<(), ErrorCode> {
+        if self.cluster.is_some() {
+            let pending = match from {
+                Some((session, re)) => Pending::Command { session, re },
+                None => Pending::Quiet,
+            };
+            self.step_shared(id, input, from, pending);
+            return Ok(());
+        }
         let now = self.clock.now();
         let stepped = self
             .calls
@@ -164,7 +188,7 @@ impl Engine {
     }
 
     /// The call's state for every session of both participants.
-    fn notifications(
+    pub(super) fn notifications(
         &self,
         live: &Live,
         from: Option<(SessionId, Option<u32>)>,
@@ -179,7 +203,7 @@ impl Engine {
         deliveries
     }
 
-    fn send(&mut self, deliveries: Vec<(SessionId, Option<u32>, Event)>) {
+    pub(super) fn send(&mut self, deliveries: Vec<(SessionId, Option<u32>, Event)>) {
         for (session, re, event) in deliveries {
             self.sessions.deliver(session, re, &event);
         }

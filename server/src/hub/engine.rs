@@ -2,7 +2,7 @@
 //! three parts (this node's sessions, the user directory, the live calls) and the services they
 //! use; what a request does is in `requests`, `presence` and `call_flow`.
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{collections::HashMap, num::NonZeroU32, sync::Arc, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::mpsc;
@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::{
     Clock, HubConfig, Msg, SessionId,
     call_book::CallBook,
+    cluster_calls::Pending,
     directory::Directory,
     node_sessions::{SessionRules, Sessions},
 };
@@ -41,6 +42,9 @@ pub(super) struct Engine {
     pub metrics: Arc<Metrics>,
     /// Set on a node of a cluster.
     pub cluster: Option<Cluster>,
+    /// Changes this node asked the cluster to decide, by number.
+    pub pending: HashMap<u64, Pending>,
+    pub next_op: u64,
 }
 
 /// What a node of a cluster hears from its link to Redis; never anything on one node alone.
@@ -79,7 +83,10 @@ impl Engine {
                 Some(_) => Directory::clustered(loaded.users),
                 None => Directory::new(loaded.users),
             },
-            calls: CallBook::new(config.max_call_duration),
+            calls: match cluster {
+                Some(_) => CallBook::clustered(config.max_call_duration),
+                None => CallBook::new(config.max_call_duration),
+            },
             config,
             clock,
             limiter,
@@ -89,9 +96,14 @@ impl Engine {
             rooms,
             metrics,
             cluster,
+            pending: HashMap::new(),
+            next_op: 0,
         };
-        for record in loaded.live_calls {
-            engine.restore(record);
+        // A cluster's live calls are in Redis, not in this node's database.
+        if engine.cluster.is_none() {
+            for record in loaded.live_calls {
+                engine.restore(record);
+            }
         }
         engine
     }
@@ -127,6 +139,7 @@ impl Engine {
                 }
                 _ = housekeeping.tick() => {
                     self.sessions.forget_old_events();
+                    self.calls.forget_ended(self.clock.now());
                     if let Some(limiter) = &self.limiter {
                         limiter.retain_recent();
                     }
@@ -162,7 +175,13 @@ impl Engine {
                 action,
                 reply,
             } => {
-                let _ = reply.send(self.link(&token, action));
+                let at_once = match self.cluster {
+                    Some(_) => self.link_shared(token, action, reply),
+                    None => Some((token, action, reply)),
+                };
+                if let Some((token, action, reply)) = at_once {
+                    let _ = reply.send(self.link(&token, action));
+                }
             }
             // `run` handles shutdown before dispatching here.
             Msg::Shutdown(_) => {}

@@ -5,6 +5,7 @@
 mod call_book;
 mod call_flow;
 mod clock;
+mod cluster_calls;
 mod directory;
 mod engine;
 mod frame;

@@ -119,9 +119,11 @@ impl Engine {
             },
             at: self.clock.now(),
         });
-        if self.cluster.is_none() {
-            self.presence_changed(user);
+        if self.cluster.is_some() {
+            // Whether they left the cluster too is Redis's to say.
+            return;
         }
+        self.presence_changed(user);
         // Calls that still ring for or from someone who left cannot be answered.
         for call in self.calls.of_user(user) {
             let Some(role) = self.calls.get(&call).map(|live| live.role_of(user)) else {
@@ -134,22 +136,29 @@ impl Engine {
     /// What this node hears from the cluster.
     pub(super) fn cluster_event(&mut self, event: ClusterEvent) {
         match event {
-            ClusterEvent::Up => {
-                if let Some(cluster) = &self.cluster {
-                    cluster.sync(self.directory.here().collect());
-                }
-            }
+            ClusterEvent::Up => self.sync_cluster(),
             ClusterEvent::Down => {}
             ClusterEvent::Online(everyone) => {
                 for user in self.directory.set_cluster_online(everyone) {
                     self.presence_changed(&user);
+                    if !self.directory.is_online(&user) {
+                        self.gone_from_cluster(&user);
+                    }
                 }
             }
             ClusterEvent::Presence { user, name, online } => {
                 if self.directory.set_cluster_presence(&user, &name, online) {
                     self.presence_changed(&user);
+                    if !online {
+                        self.gone_from_cluster(&user);
+                    }
                 }
             }
+            ClusterEvent::Calls(live) => self.cluster_calls(live),
+            ClusterEvent::Call(change) => {
+                self.apply_change(change);
+            }
+            ClusterEvent::Decided { op, result } => self.cluster_decided(op, result),
         }
     }
 

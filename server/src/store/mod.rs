@@ -53,7 +53,7 @@ pub enum StoreError {
 }
 
 /// A call as stored: the call and its two secret link tokens.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallRecord {
     pub call: Call,
     pub caller_link: String,
@@ -71,6 +71,10 @@ pub enum Write {
     Insert(Box<CallRecord>),
     /// The call changed state.
     Update(Box<Call>),
+    /// The call as it is now, whether or not this database has heard of it before: a node of a
+    /// cluster records the steps it decided, and the call may have been placed on another.
+    /// An older state never replaces a later one.
+    Upsert(Box<CallRecord>),
     /// Something happened to a call without changing its state.
     Note {
         call: CallId,
@@ -86,6 +90,7 @@ impl Write {
             Write::SeenUser { user, .. } => (None, Some(&user.id)),
             Write::Insert(record) => (Some(&record.call.id.0), None),
             Write::Update(call) => (Some(&call.id.0), None),
+            Write::Upsert(record) => (Some(&record.call.id.0), None),
             Write::Note { call, .. } => (Some(&call.0), None),
         }
     }

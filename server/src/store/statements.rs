@@ -64,6 +64,48 @@ pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
                 call.reason.as_deref(),
             )?;
         }
+        Write::Upsert(record) => {
+            let CallRecord {
+                call,
+                caller_link,
+                callee_link,
+            } = &**record;
+            // A final state stays final, and an answer does not go back to ringing.
+            conn.prepare_cached(
+                "INSERT INTO calls (id, caller_id, caller_name, callee_id, callee_name, state,
+                    placed_at, ring_deadline, answered_at, ended_at, reason, caller_link,
+                    callee_link)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+                    answered_at = excluded.answered_at, ended_at = excluded.ended_at,
+                    reason = excluded.reason
+                 WHERE calls.state = 'ringing'
+                    OR (calls.state = 'answered' AND excluded.state NOT IN ('ringing', 'answered'))",
+            )?
+            .execute(params![
+                call.id.0,
+                call.caller.id,
+                call.caller.name,
+                call.callee.id,
+                call.callee.name,
+                call.state.as_str(),
+                call.placed_at,
+                call.ring_deadline,
+                call.answered_at,
+                call.ended_at,
+                call.reason,
+                caller_link,
+                callee_link
+            ])?;
+            let at = call.ended_at.or(call.answered_at).unwrap_or(call.placed_at);
+            insert_event(
+                conn,
+                &call.id,
+                at,
+                call.state.as_str(),
+                call.reason.as_deref(),
+            )?;
+        }
         Write::Note { call, at, detail } => {
             insert_event(conn, call, *at, "note", Some(detail))?;
         }
