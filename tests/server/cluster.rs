@@ -424,3 +424,57 @@ async fn a_link_works_on_any_node() {
     assert_eq!(ann.call_view().await.state, CallState::Answered);
     assert_eq!(bob.call_view().await.state, CallState::Answered);
 }
+
+#[tokio::test]
+async fn a_client_whose_node_died_finds_its_calls_on_another() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, mut b, c) = three_nodes(&redis, &dir, |_| {}).await;
+    let mut ann = a.user("ann").await;
+    let mut dan = a.user("dan").await;
+    let mut bob = b.user("bob").await;
+    let mut cid = b.user("cid").await;
+    until_online(&a, "bob").await;
+    until_online(&b, "dan").await;
+    let answered = ann.call("bob").await;
+    bob.call_in(CallState::Ringing).await;
+    bob.answer(&answered.id).await;
+    let bob_view = bob.call_in(CallState::Answered).await;
+    let ann_view = ann.call_in(CallState::Answered).await;
+    cid.call("dan").await;
+    assert_eq!(dan.call_in(CallState::Ringing).await.peer.id, "cid");
+
+    // Bob's and Cid's node dies; their pages reconnect to another one within the node timeout.
+    let resume = bob.resume();
+    b.stop().await;
+    let mut bob = Client::connect_resuming(&c.ws_url(), Some(resume)).await;
+    assert!(!bob.resumed, "another node cannot resume the session");
+    bob.login("bob", "Bob").await;
+    let again = bob.call_in(CallState::Answered).await;
+    assert_eq!(
+        (
+            again.id,
+            again.link.map(|l| l.rsplit('/').next().map(str::to_string))
+        ),
+        (
+            bob_view.id.clone(),
+            bob_view
+                .link
+                .map(|l| l.rsplit('/').next().map(str::to_string))
+        )
+    );
+    let mut cid = c.user("cid").await;
+    let ringing = cid.call_view().await;
+    assert_eq!(
+        (ringing.peer.id.as_str(), ringing.state),
+        ("dan", CallState::Ringing)
+    );
+
+    // The answered call keeps working: Ann hangs up, Bob hears it on his new node.
+    ann.send(Command::Hangup {
+        call: ann_view.id.clone(),
+    })
+    .await;
+    assert_eq!(ann.call_view().await.state, CallState::Ended);
+    assert_eq!(bob.call_view().await.state, CallState::Ended);
+}
