@@ -119,7 +119,7 @@ pub async fn start(
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
     let store_health = store.health();
-    let (rooms, builtin) = room_provider(&config.rooms)?;
+    let (rooms, builtin) = room_provider(&config.rooms, cluster_handle.as_ref())?;
     let identity = Identity::new(&config.identity);
     if identity.is_demo() {
         tracing::warn!(
@@ -228,10 +228,24 @@ pub async fn start(
 
 type Providers = (Arc<dyn RoomProvider>, Option<Arc<BuiltinRoom>>);
 
-fn room_provider(config: &RoomsConfig) -> Result<Providers, StartError> {
+fn room_provider(config: &RoomsConfig, cluster: Option<&Cluster>) -> Result<Providers, StartError> {
     Ok(match config {
         RoomsConfig::Builtin(ice) => {
-            let builtin = Arc::new(BuiltinRoom::new(ice.clone()));
+            let builtin = Arc::new(match cluster {
+                Some(cluster) => {
+                    let room = BuiltinRoom::clustered(ice.clone(), cluster.clone());
+                    let (sink, mut heard) = tokio::sync::mpsc::unbounded_channel();
+                    cluster.hear_rooms(sink);
+                    let listener = room.clone();
+                    tokio::spawn(async move {
+                        while let Some(signal) = heard.recv().await {
+                            listener.heard_from_elsewhere(signal);
+                        }
+                    });
+                    room
+                }
+                None => BuiltinRoom::new(ice.clone()),
+            });
             (builtin.clone(), Some(builtin))
         }
         RoomsConfig::Template(template) => (Arc::new(template.clone()), None),

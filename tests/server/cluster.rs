@@ -478,3 +478,100 @@ async fn a_client_whose_node_died_finds_its_calls_on_another() {
     assert_eq!(ann.call_view().await.state, CallState::Ended);
     assert_eq!(bob.call_view().await.state, CallState::Ended);
 }
+
+/// A room page's signalling socket on `node`, for the link `link` (made by whichever node).
+async fn room_page(
+    node: &TestServer,
+    link: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let token = link.rsplit('/').next().unwrap();
+    let mut request = format!("ws://{}/join/{token}/signal", node.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", format!("http://{}", node.addr).parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the room page connects")
+        .0
+}
+
+/// The next signalling message a room page reads, as JSON.
+async fn heard(
+    page: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> serde_json::Value {
+    use futures_util::StreamExt;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), page.next())
+            .await
+            .expect("the page hears something")
+            .expect("the socket is open")
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_built_in_room_connects_pages_on_different_nodes() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = three_nodes(&redis, &dir, |s| s.room_url_template = None).await;
+    let mut ann = a.user("ann").await;
+    let mut bob = b.user("bob").await;
+    until_online(&a, "bob").await;
+    ann.call("bob").await;
+    let ringing = bob.call_in(CallState::Ringing).await;
+    bob.answer(&ringing.id).await;
+    bob.call_in(CallState::Answered).await;
+    let answered = ann.call_in(CallState::Answered).await;
+
+    // Ann's page reaches node A, Bob's node C: each hears the other arrive.
+    let mut ann_page = room_page(&a, answered.link.as_deref().unwrap()).await;
+    let welcome = heard(&mut ann_page).await;
+    assert_eq!(
+        (welcome["type"].as_str(), welcome["peer_present"].as_bool()),
+        (Some("welcome"), Some(false))
+    );
+    let mut bob_page = room_page(&c, ringing.link.as_deref().unwrap()).await;
+    assert_eq!(heard(&mut bob_page).await["type"], "welcome");
+    assert_eq!(heard(&mut bob_page).await["type"], "peer_joined");
+    assert_eq!(heard(&mut ann_page).await["type"], "peer_joined");
+
+    // The negotiation crosses the nodes both ways.
+    let offer = r#"{"type":"offer","n":1,"sdp":"v=0 offer"}"#;
+    ann_page.send(Message::text(offer)).await.unwrap();
+    let got = heard(&mut bob_page).await;
+    assert_eq!(
+        (got["type"].as_str(), got["sdp"].as_str()),
+        (Some("offer"), Some("v=0 offer"))
+    );
+    bob_page
+        .send(Message::text(
+            r#"{"type":"answer","n":1,"sdp":"v=0 answer"}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(heard(&mut ann_page).await["sdp"], "v=0 answer");
+
+    // Bob hangs up in his room: Ann's page hears he did, and the call ends for both.
+    bob_page
+        .send(Message::text(r#"{"type":"hangup"}"#))
+        .await
+        .unwrap();
+    let ended = heard(&mut ann_page).await;
+    assert_eq!(
+        (ended["type"].as_str(), ended["reason"].as_str()),
+        (Some("ended"), Some("peer_hung_up"))
+    );
+    assert_eq!(ann.call_view().await.state, CallState::Ended);
+    assert_eq!(bob.call_view().await.state, CallState::Ended);
+}

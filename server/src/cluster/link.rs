@@ -22,7 +22,7 @@ use switchboard_proto::{CallId, ErrorCode, UserRef};
 use tokio::sync::mpsc;
 
 use super::{
-    scripts::{self, CALLS_CHANNEL, PRESENCE_CHANNEL},
+    scripts::{self, CALLS_CHANNEL, PRESENCE_CHANNEL, ROOMS_CHANNEL},
     shared_call::{CallChange, Origin, SharedCall},
 };
 use crate::{
@@ -30,6 +30,7 @@ use crate::{
     config::ClusterConfig,
     hub::SessionId,
     metrics::Metrics,
+    rooms::RoomSignal,
     store::CallRecord,
 };
 
@@ -91,6 +92,11 @@ enum Op {
         from: Option<Origin>,
         now: Millis,
     },
+    /// A message for the other nodes' room seats.
+    Room(String),
+    /// The node is stopping: no more heartbeats, so the others end it once its timeout
+    /// passes (its clients reconnect to them meanwhile, without flapping).
+    Stop,
 }
 
 /// How often a change decided on a copy that changed meanwhile is decided again.
@@ -102,7 +108,11 @@ pub struct Cluster {
     node: Arc<str>,
     ops: mpsc::UnboundedSender<Op>,
     up: Arc<AtomicBool>,
+    rooms: RoomSink,
 }
+
+/// Where room messages from other nodes go (set once the built-in room exists).
+type RoomSink = Arc<std::sync::Mutex<Option<mpsc::UnboundedSender<RoomSignal>>>>;
 
 #[derive(Deserialize)]
 struct Published {
@@ -140,7 +150,9 @@ impl Cluster {
         let (ops_tx, ops) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
         let up = Arc::new(AtomicBool::new(false));
+        let rooms = RoomSink::default();
         let link = Link {
+            rooms: rooms.clone(),
             node: node.clone(),
             timeout: config.node_timeout,
             manager,
@@ -156,6 +168,7 @@ impl Cluster {
                 node,
                 ops: ops_tx,
                 up,
+                rooms,
             },
             events,
         ))
@@ -204,6 +217,24 @@ impl Cluster {
         });
     }
 
+    /// Stops the link: the node is shutting down.
+    pub fn stop(&self) {
+        let _ = self.ops.send(Op::Stop);
+    }
+
+    /// Tells the other nodes' built-in room seats something (dropped while Redis is down: the
+    /// pages reconnect and negotiate afresh).
+    pub fn publish_room(&self, json: String) {
+        let _ = self.ops.send(Op::Room(json));
+    }
+
+    /// Where the other nodes' room messages go, once the built-in room exists.
+    pub fn hear_rooms(&self, sink: mpsc::UnboundedSender<RoomSignal>) {
+        if let Ok(mut rooms) = self.rooms.lock() {
+            *rooms = Some(sink);
+        }
+    }
+
     /// Feeds an input to a call, decided on its current version; answered with
     /// [`ClusterEvent::Decided`].
     pub fn step(&self, op: u64, id: CallId, input: Input, from: Option<Origin>, now: Millis) {
@@ -218,6 +249,7 @@ impl Cluster {
 }
 
 struct Link {
+    rooms: RoomSink,
     node: Arc<str>,
     timeout: Duration,
     manager: ConnectionManager,
@@ -239,9 +271,13 @@ impl Link {
         loop {
             tokio::select! {
                 op = ops.recv() => match op {
+                    Some(Op::Stop) | None => {
+                        if let Ok(mut rooms) = self.rooms.lock() {
+                            rooms.take();
+                        }
+                        return;
+                    }
                     Some(op) => self.apply(op).await,
-                    // The hub is gone: the server is stopping.
-                    None => return,
                 },
                 Some(push) = pushes.recv() => self.pushed(push),
                 _ = heartbeat.tick() => self.beat().await,
@@ -259,7 +295,12 @@ impl Link {
                 self.decided(*op, Err(ErrorCode::Unavailable));
                 return;
             }
-            Op::Join { .. } | Op::Leave { .. } if !up => return,
+            Op::Join { .. } | Op::Leave { .. } | Op::Room(_) if !up => return,
+            Op::Room(json) => self
+                .manager
+                .publish::<_, _, i64>(ROOMS_CHANNEL, json)
+                .await
+                .map(|_| 1),
             Op::Place { op, shared, from } => {
                 let result = self.place(shared, from).await;
                 self.decided(*op, result);
@@ -294,6 +335,7 @@ impl Link {
                     .await
             }
             Op::Sync { sessions, calls } => self.sync(sessions, calls).await,
+            Op::Stop => return,
         };
         if let Err(e) = result {
             self.went_down(&e);
@@ -457,7 +499,7 @@ impl Link {
         if !self.subscribed {
             match self
                 .manager
-                .subscribe(&[PRESENCE_CHANNEL, CALLS_CHANNEL])
+                .subscribe(&[PRESENCE_CHANNEL, CALLS_CHANNEL, ROOMS_CHANNEL])
                 .await
             {
                 Ok(()) => self.subscribed = true,
@@ -489,7 +531,11 @@ impl Link {
     fn pushed(&mut self, push: PushInfo) {
         match push.kind {
             PushKind::Message => {
-                if let Some(event) = published(&push.data) {
+                if let [Value::BulkString(channel), Value::BulkString(payload)] = &push.data[..]
+                    && channel == ROOMS_CHANNEL.as_bytes()
+                {
+                    self.room_signal(payload);
+                } else if let Some(event) = published(&push.data) {
                     let _ = self.events.send(event);
                 }
             }
@@ -500,6 +546,18 @@ impl Link {
                 )));
             }
             _ => {}
+        }
+    }
+
+    fn room_signal(&self, payload: &[u8]) {
+        let Ok(signal) = serde_json::from_slice::<RoomSignal>(payload) else {
+            tracing::warn!("an unreadable room message from Redis");
+            return;
+        };
+        if let Ok(rooms) = self.rooms.lock()
+            && let Some(sink) = rooms.as_ref()
+        {
+            let _ = sink.send(signal);
         }
     }
 

@@ -20,6 +20,8 @@ use redis::Script;
 pub const PRESENCE_CHANNEL: &str = "sb:presence";
 /// The channel call changes are published on.
 pub const CALLS_CHANNEL: &str = "sb:calls";
+/// The channel the built-in room's seats talk to each other on.
+pub const ROOMS_CHANNEL: &str = "sb:rooms";
 
 /// Helpers every script starts with.
 const PRELUDE: &str = r#"

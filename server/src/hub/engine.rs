@@ -118,6 +118,9 @@ impl Engine {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(Msg::Shutdown(done)) => {
+                        if let Some(cluster) = &self.cluster {
+                            cluster.stop();
+                        }
                         self.close_all();
                         self.commit();
                         // The writer drains the queue once the hub lets go of the store, giving

@@ -10,7 +10,7 @@ mod turn;
 use async_trait::async_trait;
 use switchboard_proto::{CallId, Role, UserRef};
 
-pub use builtin::{BuiltinRoom, SignalOutcome, message as builtin_message};
+pub use builtin::{BuiltinRoom, RoomSignal, SignalOutcome, message as builtin_message};
 pub use jitsi::JitsiTokens;
 pub use openmeetings::{
     AfterCall, OpenMeetings, OpenMeetingsConfig, RoomType, SetupError as OpenMeetingsSetupError,

@@ -2,6 +2,7 @@
 //! serves the room page itself and relays the WebRTC signalling between the call's two pages;
 //! the media flows directly between the browsers.
 
+mod bridge;
 /// Public so the signalling parser can be fuzzed on its own.
 pub mod message;
 mod page;
@@ -17,6 +18,8 @@ use futures_util::StreamExt;
 use super::turn::IceConfig;
 use super::{CallRoom, JoinTarget, Joiner, RoomError, RoomProvider};
 use crate::socket::{Socket, Timing};
+use bridge::Bridge;
+pub use bridge::RoomSignal;
 use message::MAX_MESSAGE_BYTES;
 use seats::Seats;
 
@@ -44,6 +47,20 @@ impl BuiltinRoom {
             seats: Seats::default(),
             ice,
         }
+    }
+
+    /// The built-in room on a node of a cluster: a call's two pages may be connected to
+    /// different nodes, and their signalling goes through Redis.
+    pub fn clustered(ice: IceConfig, cluster: crate::cluster::Cluster) -> Self {
+        Self {
+            seats: Seats::bridged(Bridge { cluster }),
+            ice,
+        }
+    }
+
+    /// What another node said about one of its pages.
+    pub fn heard_from_elsewhere(&self, signal: RoomSignal) {
+        self.seats.heard_from_elsewhere(signal);
     }
 
     /// Runs the signalling of one participant's room page until it leaves.

@@ -14,7 +14,10 @@ use switchboard_proto::{CallId, Role, close};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::message::{EndReason, RelayMessage};
+use super::{
+    bridge::{Bridge, RoomEvent, RoomSignal},
+    message::{EndReason, RelayMessage},
+};
 
 /// Messages waiting for one page. A negotiation is an offer or answer plus a few dozen
 /// candidates at most, so 64 only fills up when a page stopped reading.
@@ -49,6 +52,8 @@ pub enum Forwarded {
 #[derive(Clone, Default)]
 pub struct Seats {
     state: Arc<Mutex<Rooms>>,
+    /// On a node of a cluster: the other nodes' seats.
+    bridge: Option<Bridge>,
 }
 
 #[derive(Default)]
@@ -66,6 +71,9 @@ struct Rooms {
 struct Room {
     caller: Option<Member>,
     callee: Option<Member>,
+    /// In a cluster: the page of each role is on another node.
+    caller_elsewhere: bool,
+    callee_elsewhere: bool,
 }
 
 struct Member {
@@ -108,6 +116,13 @@ impl Room {
         match role {
             Role::Caller => &mut self.caller,
             Role::Callee => &mut self.callee,
+        }
+    }
+
+    fn elsewhere(&mut self, role: Role) -> &mut bool {
+        match role {
+            Role::Caller => &mut self.caller_elsewhere,
+            Role::Callee => &mut self.callee_elsewhere,
         }
     }
 
@@ -158,6 +173,97 @@ impl Room {
 }
 
 impl Seats {
+    /// Seats for a node of a cluster, whose pages may meet pages on other nodes.
+    pub fn bridged(bridge: Bridge) -> Self {
+        Self {
+            state: Arc::default(),
+            bridge: Some(bridge),
+        }
+    }
+
+    fn tell_others(&self, call: &CallId, what: RoomEvent) {
+        if let Some(bridge) = &self.bridge {
+            bridge.send(call, what);
+        }
+    }
+
+    /// What another node's seats said about a call's room.
+    pub fn heard_from_elsewhere(&self, signal: RoomSignal) {
+        if self
+            .bridge
+            .as_ref()
+            .is_none_or(|bridge| bridge.node() == signal.node)
+        {
+            return;
+        }
+        let call = signal.call;
+        let mut state = self.lock();
+        if let RoomEvent::HungUp { by } = signal.what {
+            state.close(&call, Instant::now(), |role| {
+                if role == by {
+                    EndReason::Ended
+                } else {
+                    EndReason::PeerHungUp
+                }
+            });
+            return;
+        }
+        let Some(room) = state.rooms.get_mut(&call) else {
+            return;
+        };
+        match signal.what {
+            RoomEvent::Joined { role } => {
+                // The participant's newer page is on another node: it replaces this one.
+                if let Some(old) = room.seat(role).take() {
+                    let _ = old
+                        .tx
+                        .try_send(ToPage::Text(RelayMessage::Replaced.to_json()));
+                    let _ = old.tx.try_send(ToPage::Close {
+                        code: close::REPLACED,
+                        reason: "opened in another window",
+                    });
+                }
+                *room.elsewhere(role) = true;
+                if room.seat(peer_of(role)).is_some() {
+                    room.send(
+                        peer_of(role),
+                        ToPage::Text(RelayMessage::PeerJoined.to_json()),
+                    );
+                    drop(state);
+                    self.tell_others(
+                        &call,
+                        RoomEvent::Present {
+                            role: peer_of(role),
+                        },
+                    );
+                } else if room.is_empty() {
+                    state.rooms.remove(&call);
+                }
+            }
+            RoomEvent::Present { role } => {
+                if room.seat(peer_of(role)).is_some() && !*room.elsewhere(role) {
+                    *room.elsewhere(role) = true;
+                    room.send(
+                        peer_of(role),
+                        ToPage::Text(RelayMessage::PeerJoined.to_json()),
+                    );
+                }
+            }
+            RoomEvent::Left { role } => {
+                if std::mem::take(room.elsewhere(role)) {
+                    room.send(
+                        peer_of(role),
+                        ToPage::Text(RelayMessage::PeerLeft.to_json()),
+                    );
+                }
+            }
+            RoomEvent::Text { to, text } => {
+                room.send(to, ToPage::Text(text));
+            }
+            RoomEvent::HungUp { .. } => {}
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Rooms> {
         // Nothing here panics while holding the lock; if something did, the table is still
         // consistent enough to keep serving other calls.
@@ -183,6 +289,7 @@ impl Seats {
                 reason: "opened in another window",
             });
         }
+        *room.elsewhere(role) = false;
         let peer_present = room.seat(peer_of(role)).is_some();
         room.send(
             role,
@@ -194,6 +301,9 @@ impl Seats {
                 ToPage::Text(RelayMessage::PeerJoined.to_json()),
             );
         }
+        // A peer on another node answers `Present`, which this page hears as `peer_joined`.
+        drop(state);
+        self.tell_others(call, RoomEvent::Joined { role });
         Some(Seat {
             seats: self.clone(),
             call: call.clone(),
@@ -212,7 +322,13 @@ impl Seats {
         if !room.is_current(seat.role, seat.conn) {
             return Forwarded::Stale;
         }
-        if room.send(peer_of(seat.role), ToPage::Text(text)) {
+        let to = peer_of(seat.role);
+        if *room.elsewhere(to) {
+            drop(state);
+            self.tell_others(&seat.call, RoomEvent::Text { to, text });
+            return Forwarded::Sent;
+        }
+        if room.send(to, ToPage::Text(text)) {
             Forwarded::Sent
         } else {
             Forwarded::NoPeer
@@ -246,6 +362,8 @@ impl Seats {
                     EndReason::PeerHungUp
                 }
             });
+            drop(state);
+            self.tell_others(&seat.call, RoomEvent::HungUp { by });
         }
         current
     }
@@ -271,6 +389,8 @@ impl Seats {
         if room.is_empty() {
             state.rooms.remove(call);
         }
+        drop(state);
+        self.tell_others(call, RoomEvent::Left { role });
     }
 
     #[cfg(test)]
