@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -125,6 +126,45 @@ export async function startServer(extraArgs = [], { port: wantPort, dir: wantDir
       if (!keep) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Starts Debian's redis-server on a free loopback port, with nothing kept on disk; resolves
+ * once it answers. A missing redis-server fails the test.
+ */
+export async function startRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-redis-'));
+  const proc = spawn('redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+  ], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const failed = new Promise((_, reject) => proc.on('error', (e) => reject(new Error(`redis-server: ${e.message}`))));
+  const ready = (async () => {
+    for (let i = 0; i < 200; i += 1) {
+      if (await pong(port)) return;
+      await sleep(50);
+    }
+    throw new Error('redis-server did not start');
+  })();
+  await Promise.race([ready, failed]);
+  return {
+    url: `redis://127.0.0.1:${port}/`,
+    async stop() {
+      proc.kill('SIGKILL');
+      await new Promise((resolve) => (proc.exitCode !== null ? resolve() : proc.on('exit', resolve)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Whether a Redis server answers PING on `port`. */
+function pong(port) {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (data) => { socket.destroy(); resolve(String(data).startsWith('+PONG')); });
+    socket.on('error', () => resolve(false));
+  });
 }
 
 export function launch(extraArgs = []) {

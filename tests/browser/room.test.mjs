@@ -8,13 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 
 import { callEvent, command, launch, sessionUser, startServer } from './harness.mjs';
-
-/** Fake camera and microphone, and WebRTC over 127.0.0.1 (this machine has no other interface). */
-const MEDIA_ARGS = [
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-];
+import { MEDIA_ARGS, openRoom, status, waitMedia, waitStatus } from './rooms.mjs';
 
 // Markup and quotes in a display name must come out as text.
 const ANN = { id: 'ann', name: `Ann <b id="injected">O'Neil</b> & "co"` };
@@ -26,54 +20,6 @@ let browser;
 
 /** A user: a browser context with one page holding a Switchboard session, logged in. */
 const user = (who) => sessionUser(browser, base, who);
-
-
-async function openRoom(context, link) {
-  const page = await context.newPage();
-  page.on('console', (msg) => {
-    if (['error', 'warning'].includes(msg.type())) console.log(`[room console] ${msg.type()}: ${msg.text()}`);
-  });
-  const response = await page.goto(link);
-  assert.equal(response.status(), 200);
-  return page;
-}
-
-function status(page) {
-  return page.locator('#status').textContent();
-}
-
-async function waitStatus(page, pattern) {
-  await page.waitForFunction(
-    (source) => new RegExp(source).test(document.getElementById('status').textContent),
-    pattern.source,
-    { timeout: 20_000 },
-  ).catch(async (e) => {
-    throw new Error(`status is "${await status(page)}", expected ${pattern}: ${e.message}`);
-  });
-}
-
-/** Waits until the page's peer connection is up and the other person's video plays. */
-async function waitMedia(page) {
-  await page.waitForFunction(
-    () => {
-      const pc = window.switchboardRoom.peerConnection();
-      // A renegotiation makes a new connection: the one seen before does not count.
-      return pc && pc !== window.previousPc && pc.connectionState === 'connected';
-    },
-    null,
-    { timeout: 20_000 },
-  );
-  await page.waitForFunction(() => document.getElementById('remote').videoWidth > 0, null, { timeout: 20_000 });
-  const frames = await page.evaluate(async () => {
-    const stats = await window.switchboardRoom.peerConnection().getStats();
-    let decoded = 0;
-    stats.forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') decoded += s.framesDecoded ?? 0;
-    });
-    return decoded;
-  });
-  assert.ok(frames > 0, 'remote video frames decoded');
-}
 
 /** Saves a screenshot into $ROOM_SCREENSHOTS, when set, for a person to look at. */
 async function snapshot(page, name) {
