@@ -103,12 +103,6 @@ pub async fn start(
         None => Metrics::default(),
     };
     let metrics = Arc::new(metrics);
-    let cluster = config
-        .cluster
-        .as_ref()
-        .map(|c| Cluster::start(c, metrics.clone()))
-        .transpose()?;
-    let cluster_handle = cluster.as_ref().map(|(c, _)| c.clone());
     let instruments = Instruments {
         errors: metrics.store_errors.clone(),
         backlog: metrics.store_backlog.clone(),
@@ -119,6 +113,12 @@ pub async fn start(
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
     let store_health = store.health();
+    let cluster = config
+        .cluster
+        .as_ref()
+        .map(|c| Cluster::start(c, metrics.clone(), store.clone()))
+        .transpose()?;
+    let cluster_handle = cluster.as_ref().map(|(c, _)| c.clone());
     let (rooms, builtin) = room_provider(&config.rooms, cluster_handle.as_ref())?;
     let identity = Identity::new(&config.identity);
     if identity.is_demo() {

@@ -575,3 +575,94 @@ async fn the_built_in_room_connects_pages_on_different_nodes() {
     assert_eq!(ann.call_view().await.state, CallState::Ended);
     assert_eq!(bob.call_view().await.state, CallState::Ended);
 }
+
+#[tokio::test]
+async fn records_a_dead_node_took_and_never_wrote_are_written_by_another() {
+    use redis::Commands;
+    use switchboard::{calls::Call, cluster::SharedCall, store::CallRecord};
+    use switchboard_proto::{CallId, UserRef};
+
+    let redis = RedisServer::start();
+    // A node took this record from the stream and died before writing it.
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let user = |id: &str| UserRef {
+        id: id.into(),
+        name: id.into(),
+    };
+    let ended = SharedCall {
+        version: 3,
+        handled_by: None,
+        record: CallRecord {
+            call: Call {
+                id: CallId("lost-with-its-node".into()),
+                caller: user("ann"),
+                callee: user("bob"),
+                state: CallState::Ended,
+                placed_at: 1_000,
+                ring_deadline: 46_000,
+                answered_at: Some(2_000),
+                ended_at: Some(3_000),
+                reason: Some("hung up".into()),
+            },
+            caller_link: "a".repeat(32),
+            callee_link: "b".repeat(32),
+        },
+    };
+    let () = redis::cmd("XGROUP")
+        .arg(&["CREATE", "sb:records", "writers", "0", "MKSTREAM"])
+        .query(&mut conn)
+        .unwrap();
+    let _: String = conn
+        .xadd(
+            "sb:records",
+            "*",
+            &[("r", serde_json::to_string(&ended).unwrap())],
+        )
+        .unwrap();
+    let taken: redis::Value = redis::cmd("XREADGROUP")
+        .arg(&[
+            "GROUP",
+            "writers",
+            "dead-node",
+            "COUNT",
+            "10",
+            "STREAMS",
+            "sb:records",
+            ">",
+        ])
+        .query(&mut conn)
+        .unwrap();
+    assert_ne!(taken, redis::Value::Nil);
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let _node = node_with(&redis, Some(&db), |_| {}).await;
+    let started = Instant::now();
+    crate::store::until("the record to be written", || async {
+        !recorded(&db).is_empty()
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "claimed before it was idle long"
+    );
+    assert_eq!(
+        recorded(&db),
+        vec![(
+            "lost-with-its-node".into(),
+            "ended".into(),
+            vec!["ended".into()]
+        )]
+    );
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(&["sb:records", "writers"])
+        .query(&mut conn)
+        .unwrap();
+    match pending {
+        redis::Value::Array(fields) => assert_eq!(fields[0], redis::Value::Int(0), "acknowledged"),
+        other => panic!("unexpected XPENDING reply {other:?}"),
+    }
+}

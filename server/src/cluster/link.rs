@@ -22,6 +22,7 @@ use switchboard_proto::{CallId, ErrorCode, UserRef};
 use tokio::sync::mpsc;
 
 use super::{
+    records,
     scripts::{self, CALLS_CHANNEL, PRESENCE_CHANNEL, ROOMS_CHANNEL},
     shared_call::{CallChange, Origin, SharedCall},
 };
@@ -31,7 +32,7 @@ use crate::{
     hub::SessionId,
     metrics::Metrics,
     rooms::RoomSignal,
-    store::CallRecord,
+    store::{CallRecord, Store},
 };
 
 /// Bytes of randomness in a node's id.
@@ -99,6 +100,9 @@ enum Op {
     Stop,
 }
 
+/// How often the node looks for call records to write.
+const RECORDS_EVERY: Duration = Duration::from_millis(50);
+
 /// How often a change decided on a copy that changed meanwhile is decided again.
 const STEP_TRIES: usize = 8;
 
@@ -127,6 +131,7 @@ impl Cluster {
     pub fn start(
         config: &ClusterConfig,
         metrics: Arc<Metrics>,
+        store: Store,
     ) -> redis::RedisResult<(Cluster, mpsc::UnboundedReceiver<ClusterEvent>)> {
         let mut info = config.redis_url.as_str().into_connection_info()?;
         let settings = info
@@ -152,6 +157,8 @@ impl Cluster {
         let up = Arc::new(AtomicBool::new(false));
         let rooms = RoomSink::default();
         let link = Link {
+            store,
+            grouped: false,
             rooms: rooms.clone(),
             node: node.clone(),
             timeout: config.node_timeout,
@@ -249,6 +256,10 @@ impl Cluster {
 }
 
 struct Link {
+    /// Where this node writes the call records it takes from Redis.
+    store: Store,
+    /// Whether the records' consumer group is known to exist.
+    grouped: bool,
     rooms: RoomSink,
     node: Arc<str>,
     timeout: Duration,
@@ -268,6 +279,8 @@ impl Link {
     ) {
         let mut heartbeat = tokio::time::interval(every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut records = tokio::time::interval(RECORDS_EVERY);
+        records.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 op = ops.recv() => match op {
@@ -281,6 +294,7 @@ impl Link {
                 },
                 Some(push) = pushes.recv() => self.pushed(push),
                 _ = heartbeat.tick() => self.beat().await,
+                _ = records.tick() => self.take_records().await,
             }
         }
     }
@@ -523,8 +537,49 @@ impl Link {
                     }
                     let _ = self.events.send(ClusterEvent::Up);
                 }
+                self.claim_records().await;
             }
             Err(e) => self.went_down(&e),
+        }
+    }
+
+    /// Takes the call records nobody has taken yet and writes them.
+    async fn take_records(&mut self) {
+        if !self.up.load(Ordering::Relaxed) {
+            return;
+        }
+        if !self.grouped {
+            match records::ensure_group(&mut self.manager).await {
+                Ok(()) => self.grouped = true,
+                Err(e) => return self.went_down(&e),
+            }
+        }
+        match records::take_new(&mut self.manager, &self.node).await {
+            Ok(entries) => records::write(entries, &self.store, &self.manager),
+            Err(e) => {
+                // A Redis that restarted empty has no group: make it again.
+                self.grouped = false;
+                tracing::debug!(error = %e, "reading call records failed");
+            }
+        }
+    }
+
+    /// Takes over the records a dead (or stuck) node took and never wrote.
+    async fn claim_records(&mut self) {
+        if !self.grouped {
+            return;
+        }
+        match records::claim_stale(&mut self.manager, &self.node, self.timeout).await {
+            Ok(entries) => {
+                if !entries.is_empty() {
+                    tracing::info!(
+                        entries = entries.len(),
+                        "writing call records another node took and never wrote"
+                    );
+                }
+                records::write(entries, &self.store, &self.manager);
+            }
+            Err(e) => tracing::debug!(error = %e, "claiming call records failed"),
         }
     }
 

@@ -3,6 +3,7 @@
 //! once.
 
 mod link;
+mod records;
 mod scripts;
 mod shared_call;
 

@@ -10,7 +10,8 @@
 //! live call ids), `sb:user_calls:<user>` (set), `sb:outgoing:<user>` (the user's one outgoing
 //! call). Channel: `sb:calls`, one [`super::shared_call::CallChange`] per change. What a change
 //! is, `calls::step` decides on the node; the scripts only check that it was decided on the
-//! call's current version, and keep the indexes.
+//! call's current version, and keep the indexes. Each change is also appended to the stream
+//! `sb:records`, which the nodes write to the database as one consumer group.
 
 use std::sync::LazyLock;
 
@@ -144,6 +145,7 @@ redis.call('SADD', 'sb:calls', id)
 redis.call('SADD', 'sb:user_calls:' .. caller, id)
 redis.call('SADD', 'sb:user_calls:' .. callee, id)
 redis.call('SET', 'sb:outgoing:' .. caller, id)
+redis.call('XADD', 'sb:records', '*', 'r', ARGV[2])
 redis.call('PUBLISH', 'sb:calls', ARGV[5])
 return 'placed:' .. previous"#,
     )
@@ -170,6 +172,7 @@ if ARGV[4] == '1' then
 else
   redis.call('SET', 'sb:call:' .. id, ARGV[3])
 end
+redis.call('XADD', 'sb:records', '*', 'r', ARGV[3])
 redis.call('PUBLISH', 'sb:calls', ARGV[7])
 return 'ok'"#,
     )

@@ -1,7 +1,7 @@
 //! Calls on a node of a cluster: every change is decided through Redis on the call's current
 //! version (by the link, with the same `calls::step`), and every node applies the changes it
 //! hears to its copy of the live calls and tells its own sessions. What this node asked for
-//! comes back as a decision: it records it and answers whoever asked.
+//! comes back as a decision, and it answers whoever asked.
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use crate::{
     calls::Input,
     cluster::{CallChange, Origin, SharedCall},
     rooms::Joiner,
-    store::{CallRecord, Write},
+    store::CallRecord,
 };
 
 /// Who waits for a change this node asked the cluster to decide.
@@ -113,9 +113,8 @@ impl Engine {
         let pending = self.pending.remove(&op).unwrap_or(Pending::Quiet);
         match result {
             Ok(change) => {
-                let record = change.shared.record.clone();
-                self.metrics.call_reached(record.call.state);
-                self.writes.push(Write::Upsert(Box::new(record)));
+                // Its record reaches the database through Redis's stream of records.
+                self.metrics.call_reached(change.shared.record.call.state);
                 let id = change.shared.record.call.id.clone();
                 let ended = self.apply_change(change);
                 if let Pending::Link { token, reply } = pending {

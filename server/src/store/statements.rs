@@ -97,14 +97,15 @@ pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
                 caller_link,
                 callee_link
             ])?;
+            // The same change may come twice (a node that took over another's unfinished
+            // writes): each state is recorded once.
             let at = call.ended_at.or(call.answered_at).unwrap_or(call.placed_at);
-            insert_event(
-                conn,
-                &call.id,
-                at,
-                call.state.as_str(),
-                call.reason.as_deref(),
-            )?;
+            conn.prepare_cached(
+                "INSERT INTO call_events (call_id, at, state, detail)
+                 SELECT ?1, ?2, ?3, ?4
+                 WHERE NOT EXISTS (SELECT 1 FROM call_events WHERE call_id = ?1 AND state = ?3)",
+            )?
+            .execute(params![call.id.0, at, call.state.as_str(), call.reason])?;
         }
         Write::Note { call, at, detail } => {
             insert_event(conn, call, *at, "note", Some(detail))?;
