@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod cut_proxy;
 pub mod fake_openmeetings;
 pub mod redis;
 pub mod server;

@@ -666,3 +666,45 @@ async fn records_a_dead_node_took_and_never_wrote_are_written_by_another() {
         other => panic!("unexpected XPENDING reply {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_node_cut_off_from_redis_refuses_calls_and_is_dead_to_the_others_until_it_returns() {
+    let redis = RedisServer::start();
+    let proxy = crate::common::cut_proxy::CutProxy::start(
+        format!("127.0.0.1:{}", redis.port).parse().unwrap(),
+    )
+    .await;
+    let through = format!("redis://{}/", proxy.addr);
+    let a = TestServer::start_with(|s| {
+        s.redis_url = Some(through);
+        s.node_timeout = NODE_TIMEOUT;
+    })
+    .await;
+    until_healthy(&a).await;
+    let b = node(&redis).await;
+    let mut ann = watcher(&b, "ann", &["bob"]).await;
+    let mut bob = a.user("bob").await;
+    let _cid = a.user("cid").await;
+    assert!(ann.presence().await.2);
+
+    // Its clients still reach it; Redis does not.
+    proxy.cut();
+    crate::store::until("the node to notice", || async { health(&a).await == 503 }).await;
+    let sent = bob.send(Command::Call { to: "cid".into() }).await;
+    assert_eq!(bob.error().await, (Some(sent), ErrorCode::Unavailable));
+    // For the others it is dead once its heartbeat is old: its users go offline.
+    assert_eq!(
+        ann.presence().await,
+        ("bob".into(), Some("Bob".into()), false)
+    );
+
+    // Back again: it registers its sessions once more, by itself.
+    proxy.mend();
+    until_healthy(&a).await;
+    assert_eq!(
+        ann.presence().await,
+        ("bob".into(), Some("Bob".into()), true)
+    );
+    let ringing = bob.call("cid").await;
+    assert_eq!(ringing.peer.id, "cid");
+}
