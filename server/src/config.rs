@@ -143,6 +143,11 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_demo_on_network: Option<bool>,
+    /// PostgreSQL to record calls in instead of the SQLite file, e.g.
+    /// postgres://switchboard@db.example.org/switchboard.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
     /// Redis the nodes of a cluster share, e.g. redis://10.0.0.5:6379/ (unset: one node).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -260,6 +265,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<String>,
     /// Demo mode (anyone can be anyone) on an address other machines reach must be meant.
     pub allow_demo_on_network: bool,
+    /// Set: calls are recorded in this PostgreSQL database, not in `db`.
+    pub database_url: Option<String>,
     /// Set: this node is one of several sharing this Redis.
     pub redis_url: Option<String>,
     /// A node without a heartbeat for this long is dead to the others.
@@ -324,10 +331,32 @@ impl Default for Settings {
             max_known_users: 200_000,
             trusted_proxies: Vec::new(),
             allow_demo_on_network: false,
+            database_url: None,
             redis_url: None,
             node_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// A PostgreSQL URL, checked: `postgres://` or `postgresql://`, without TLS (not offered yet).
+fn database_url(s: &Settings) -> Result<Option<String>, ConfigError> {
+    let Some(url) = s.database_url.as_deref().filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let parsed = Url::parse(url).map_err(|e| invalid("database_url", e))?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return Err(invalid("database_url", "must start with postgres://"));
+    }
+    if parsed
+        .query_pairs()
+        .any(|(k, v)| k == "sslmode" && matches!(&*v, "require" | "verify-ca" | "verify-full"))
+    {
+        return Err(invalid(
+            "database_url",
+            "TLS to PostgreSQL is not supported yet: reach it over a private network or a local socket",
+        ));
+    }
+    Ok(Some(url.to_string()))
 }
 
 /// The cluster settings, checked: a Redis URL (`redis://`, `rediss://` or `redis+unix://`) and
@@ -476,6 +505,8 @@ pub struct Config {
     pub admission: AdmissionLimits,
     /// Set: this node is one of a cluster.
     pub cluster: Option<ClusterConfig>,
+    /// Set: records go to PostgreSQL (a `postgres://` URL) instead of `db`.
+    pub database_url: Option<String>,
 }
 
 /// How this node finds the others.
@@ -620,6 +651,7 @@ impl Config {
             ));
         }
         let cluster = cluster_config(&s)?;
+        let database_url = database_url(&s)?;
         Ok(Self {
             listen: s.listen,
             db: s.db,
@@ -651,6 +683,7 @@ impl Config {
             },
             metrics_listen,
             cluster,
+            database_url,
             admission: AdmissionLimits {
                 connections_per_ip: s.connections_per_ip,
                 max_connections: s.max_connections,

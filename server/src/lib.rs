@@ -108,10 +108,13 @@ pub async fn start(
         backlog: metrics.store_backlog.clone(),
     };
     let backlog_limit = config.store_backlog_limit;
-    let (store, writer, loaded) =
-        tokio::task::spawn_blocking(move || Store::open(&db, backlog_limit, instruments))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let database_url = config.database_url.clone();
+    let (store, writer, loaded) = tokio::task::spawn_blocking(move || match database_url {
+        Some(url) => Store::open_postgres(&url, backlog_limit, instruments),
+        None => Store::open(&db, backlog_limit, instruments),
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))??;
     let store_health = store.health();
     let cluster = config
         .cluster

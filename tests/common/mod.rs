@@ -5,6 +5,7 @@
 pub mod client;
 pub mod cut_proxy;
 pub mod fake_openmeetings;
+pub mod postgres;
 pub mod redis;
 pub mod server;
 

@@ -11,6 +11,7 @@ mod cluster;
 mod http;
 mod limits;
 mod openmeetings;
+mod postgres;
 mod presence;
 mod resume;
 mod rooms;

@@ -64,13 +64,13 @@ impl Shared {
     }
 
     /// An attempt to commit failed and will be made again.
-    pub(super) fn retrying(&self, error: &rusqlite::Error) {
+    pub(super) fn retrying(&self, error: &dyn std::fmt::Display) {
         self.count("retried");
         self.failing(error);
     }
 
     /// The database takes no writes: `/healthz` says why until an attempt succeeds.
-    pub(super) fn failing(&self, error: &rusqlite::Error) {
+    pub(super) fn failing(&self, error: &dyn std::fmt::Display) {
         let mut problem = self.problem.lock().unwrap_or_else(PoisonError::into_inner);
         let now = error.to_string();
         if problem.as_deref() != Some(&now) {

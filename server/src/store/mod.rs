@@ -4,6 +4,7 @@
 //! while it is over its limit the hub refuses new calls (and `/healthz` fails) instead.
 
 mod health;
+mod postgres;
 mod statements;
 mod writer;
 
@@ -38,6 +39,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
     #[error("migrating the database: {0}")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("creating {0}: {1}")]

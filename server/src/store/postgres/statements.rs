@@ -1,0 +1,208 @@
+//! The SQL behind each kind of [`Write`] on PostgreSQL, and what is read back at start.
+
+use switchboard_proto::{CallId, CallState, UserRef};
+use tokio_postgres::{GenericClient, Row};
+
+use crate::{
+    calls::{Call, Millis},
+    store::{CallRecord, Loaded, StoreError, Write},
+};
+
+/// Milliseconds as PostgreSQL's BIGINT.
+fn ms(at: Millis) -> i64 {
+    i64::try_from(at).unwrap_or(i64::MAX)
+}
+
+fn opt_ms(at: Option<Millis>) -> Option<i64> {
+    at.map(ms)
+}
+
+pub async fn apply(db: &impl GenericClient, write: &Write) -> Result<(), tokio_postgres::Error> {
+    match write {
+        Write::SeenUser { user, at } => {
+            db.execute(
+                "INSERT INTO users (id, name, first_seen, last_seen) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (id) DO UPDATE SET name = $2, last_seen = $3",
+                &[&user.id, &user.name, &ms(*at)],
+            )
+            .await?;
+        }
+        Write::Insert(record) => {
+            insert_call(db, record, false).await?;
+            event(
+                db,
+                &record.call.id,
+                record.call.placed_at,
+                "ringing",
+                None,
+                false,
+            )
+            .await?;
+        }
+        Write::Update(call) => {
+            db.execute(
+                "UPDATE calls SET state = $2, answered_at = $3, ended_at = $4, reason = $5
+                 WHERE id = $1",
+                &[
+                    &call.id.0,
+                    &call.state.as_str(),
+                    &opt_ms(call.answered_at),
+                    &opt_ms(call.ended_at),
+                    &call.reason,
+                ],
+            )
+            .await?;
+            let at = call.ended_at.or(call.answered_at).unwrap_or(call.placed_at);
+            event(
+                db,
+                &call.id,
+                at,
+                call.state.as_str(),
+                call.reason.as_deref(),
+                false,
+            )
+            .await?;
+        }
+        Write::Upsert(record) => {
+            insert_call(db, record, true).await?;
+            let call = &record.call;
+            let at = call.ended_at.or(call.answered_at).unwrap_or(call.placed_at);
+            event(
+                db,
+                &call.id,
+                at,
+                call.state.as_str(),
+                call.reason.as_deref(),
+                true,
+            )
+            .await?;
+        }
+        Write::Note { call, at, detail } => {
+            event(db, call, *at, "note", Some(detail), false).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A new call row; with `upsert`, one already there takes the newer state (a final state stays
+/// final, an answer does not go back to ringing).
+async fn insert_call(
+    db: &impl GenericClient,
+    record: &CallRecord,
+    upsert: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let CallRecord {
+        call,
+        caller_link,
+        callee_link,
+    } = record;
+    let on_conflict = if upsert {
+        " ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+            answered_at = excluded.answered_at, ended_at = excluded.ended_at,
+            reason = excluded.reason
+          WHERE calls.state = 'ringing'
+            OR (calls.state = 'answered' AND excluded.state NOT IN ('ringing', 'answered'))"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "INSERT INTO calls (id, caller_id, caller_name, callee_id, callee_name, state, placed_at,
+            ring_deadline, answered_at, ended_at, reason, caller_link, callee_link)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13){on_conflict}"
+    );
+    db.execute(
+        &sql,
+        &[
+            &call.id.0,
+            &call.caller.id,
+            &call.caller.name,
+            &call.callee.id,
+            &call.callee.name,
+            &call.state.as_str(),
+            &ms(call.placed_at),
+            &ms(call.ring_deadline),
+            &opt_ms(call.answered_at),
+            &opt_ms(call.ended_at),
+            &call.reason,
+            caller_link,
+            callee_link,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One event of a call; with `once`, not if the call already has an event of that state.
+async fn event(
+    db: &impl GenericClient,
+    call: &CallId,
+    at: Millis,
+    state: &str,
+    detail: Option<&str>,
+    once: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let sql = if once {
+        "INSERT INTO call_events (call_id, at, state, detail)
+         SELECT $1, $2, $3, $4
+         WHERE NOT EXISTS (SELECT 1 FROM call_events WHERE call_id = $1 AND state = $3)"
+    } else {
+        "INSERT INTO call_events (call_id, at, state, detail) VALUES ($1, $2, $3, $4)"
+    };
+    db.execute(sql, &[&call.0, &ms(at), &state, &detail])
+        .await?;
+    Ok(())
+}
+
+/// The users seen, and the calls still ringing or answered.
+pub async fn load(db: &impl GenericClient) -> Result<Loaded, StoreError> {
+    let users = db
+        .query("SELECT id, name FROM users", &[])
+        .await?
+        .iter()
+        .map(|row| UserRef {
+            id: row.get(0),
+            name: row.get(1),
+        })
+        .collect();
+    let live_calls = db
+        .query(
+            "SELECT id, caller_id, caller_name, callee_id, callee_name, state, placed_at,
+                    ring_deadline, answered_at, ended_at, reason, caller_link, callee_link
+             FROM calls WHERE state IN ('ringing', 'answered')",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(record)
+        .collect::<Result<_, _>>()?;
+    Ok(Loaded { users, live_calls })
+}
+
+fn record(row: &Row) -> Result<CallRecord, StoreError> {
+    let state: String = row.get(5);
+    let state = CallState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("call state {state:?}")))?;
+    let millis = |i: usize| row.get::<_, i64>(i).max(0) as Millis;
+    let opt_millis = |i: usize| row.get::<_, Option<i64>>(i).map(|v| v.max(0) as Millis);
+    Ok(CallRecord {
+        call: Call {
+            id: CallId(row.get(0)),
+            caller: UserRef {
+                id: row.get(1),
+                name: row.get(2),
+            },
+            callee: UserRef {
+                id: row.get(3),
+                name: row.get(4),
+            },
+            state,
+            placed_at: millis(6),
+            ring_deadline: millis(7),
+            answered_at: opt_millis(8),
+            ended_at: opt_millis(9),
+            reason: row.get(10),
+        },
+        caller_link: row.get(11),
+        callee_link: row.get(12),
+    })
+}
