@@ -23,6 +23,10 @@ pub struct Common {
     /// per run.
     #[arg(long, global = true)]
     pub url: Option<String>,
+    /// Drive the nodes of a running cluster: comma-separated ws:// URLs; user n connects to
+    /// the (n mod count)th, so most calls are between nodes.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub urls: Vec<String>,
     /// With --url: the server's process id, to read its memory.
     #[arg(long, global = true)]
     pub server_pid: Option<u32>,
@@ -97,6 +101,21 @@ pub enum Scenario {
         /// server that has been busy once, and the run shows whether a long spell leaves more.
         #[arg(long, default_value_t = 0.0)]
         warmup: f64,
+    },
+    /// Several nodes on one Redis (redis-server must be installed): same-node against
+    /// cross-node ring latency, memory per session, and with --kill-after a node's SIGKILL.
+    Cluster {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 3000)]
+        sessions: usize,
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 20.0)]
+        secs: f64,
+        /// SIGKILL the first node this many seconds into the calls.
+        #[arg(long)]
+        kill_after: Option<f64>,
     },
     /// Users go off and online while others watch them: deliveries per second and latency.
     Presence {

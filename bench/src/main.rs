@@ -8,6 +8,7 @@ mod machine;
 mod misbehave;
 mod net;
 mod pool;
+mod redis;
 mod scenario;
 mod server;
 mod stats;
@@ -52,6 +53,22 @@ fn main() -> anyhow::Result<()> {
                     warmup,
                 };
                 scenario::calls::run(common, &options).await
+            }
+            Scenario::Cluster {
+                nodes,
+                sessions,
+                rate,
+                secs,
+                kill_after,
+            } => {
+                let options = scenario::cluster::Options {
+                    nodes,
+                    sessions,
+                    rate,
+                    secs,
+                    kill_after,
+                };
+                scenario::cluster::run(common, &options).await
             }
             Scenario::Presence {
                 sessions,

@@ -46,7 +46,18 @@ pub struct Process {
 impl Process {
     /// Starts the server on `addr` with its database at `db`, and waits until it answers.
     pub fn start(launch: &Launch, addr: SocketAddr, db: &Path) -> anyhow::Result<Self> {
-        let log = db.with_extension("log");
+        Self::start_logging(launch, addr, db, &db.with_extension("log"))
+    }
+
+    /// [`Process::start`] with its log (stderr) at `log`: nodes sharing a database each keep
+    /// their own.
+    pub fn start_logging(
+        launch: &Launch,
+        addr: SocketAddr,
+        db: &Path,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let log = log.to_path_buf();
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -13,12 +13,14 @@ use crate::{
     net,
     pool::shares,
     server::{self, Launch, Process},
-    wire::Setup,
+    wire::{Node, Setup},
 };
 
 pub struct Target {
     pub server: SocketAddr,
     pub url: String,
+    /// Every node sessions are spread over (the one server alone, usually).
+    pub nodes: Vec<Node>,
     pub process: Option<Process>,
     pid: Option<u32>,
     /// Holds the database until the run is over.
@@ -27,10 +29,34 @@ pub struct Target {
 
 impl Target {
     pub fn open(common: &Common) -> anyhow::Result<Target> {
+        if !common.urls.is_empty() {
+            let nodes = common
+                .urls
+                .iter()
+                .map(|url| {
+                    Ok(Node {
+                        server: server::addr_of(url)?,
+                        url: url.clone(),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            return Ok(Target {
+                server: nodes[0].server,
+                url: nodes[0].url.clone(),
+                nodes,
+                process: None,
+                pid: common.server_pid,
+                _dir: None,
+            });
+        }
         if let Some(url) = &common.url {
             return Ok(Target {
                 server: server::addr_of(url)?,
                 url: url.clone(),
+                nodes: vec![Node {
+                    server: server::addr_of(url)?,
+                    url: url.clone(),
+                }],
                 process: None,
                 pid: common.server_pid,
                 _dir: None,
@@ -52,10 +78,26 @@ impl Target {
         Ok(Target {
             server: addr,
             url: format!("ws://{addr}/ws"),
+            nodes: vec![Node {
+                server: addr,
+                url: format!("ws://{addr}/ws"),
+            }],
             pid: Some(process.pid()),
             process: Some(process),
             _dir: Some(dir),
         })
+    }
+
+    /// Nodes someone else runs (the cluster scenario keeps its own processes).
+    pub fn of_nodes(nodes: Vec<Node>) -> Target {
+        Target {
+            server: nodes[0].server,
+            url: nodes[0].url.clone(),
+            nodes,
+            process: None,
+            pid: None,
+            _dir: None,
+        }
     }
 
     /// The server's resident memory in KiB, if its process is known.
@@ -86,8 +128,7 @@ impl Target {
         shares(sessions, common.workers)
             .into_iter()
             .map(|(first_user, users)| Setup {
-                server: self.server,
-                url: self.url.clone(),
+                nodes: self.nodes.clone(),
                 first_user,
                 tag: tag.clone(),
                 users,

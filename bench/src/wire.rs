@@ -10,8 +10,8 @@ use crate::stats::Histogram;
 /// The sessions a worker holds, given once at its start.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Setup {
-    pub server: SocketAddr,
-    pub url: String,
+    /// The nodes to connect to: user `n` connects to node `n % nodes.len()` (one node: all).
+    pub nodes: Vec<Node>,
     /// Global index of this worker's first user; users are named `<tag>.<index>`.
     pub first_user: usize,
     /// Fresh for every run, so a run never meets users a previous run left in their grace
@@ -27,6 +27,22 @@ pub struct Setup {
     pub watch: usize,
     /// Reconnect (and log in again) whenever a connection drops.
     pub reconnect: bool,
+}
+
+/// One server (or node of a cluster) to connect to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Node {
+    pub server: SocketAddr,
+    pub url: String,
+}
+
+impl Setup {
+    /// The node a user (by global index) connects to on its `tries`th attempt: its own node
+    /// first, the next one after each lost or failed connection (its node may be gone).
+    pub fn node_of(&self, user: usize, tries: u32) -> &Node {
+        let n = self.nodes.len();
+        &self.nodes[(user + tries.saturating_sub(1) as usize) % n]
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -66,6 +82,10 @@ pub struct CallsDone {
     pub seconds: f64,
     pub ring: Histogram,
     pub answer: Histogram,
+    /// With several nodes: the ring of calls whose caller and callee are on the same node, and
+    /// on different ones.
+    pub ring_same_node: Histogram,
+    pub ring_cross_node: Histogram,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

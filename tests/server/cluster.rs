@@ -708,3 +708,23 @@ async fn a_node_cut_off_from_redis_refuses_calls_and_is_dead_to_the_others_until
     let ringing = bob.call("cid").await;
     assert_eq!(ringing.peer.id, "cid");
 }
+
+#[tokio::test]
+async fn a_user_seen_on_any_node_is_offline_and_one_never_seen_is_unknown() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let mut ann = watcher(&a, "ann", &["bob"]).await;
+    let bob = b.user("bob").await;
+    assert!(ann.presence().await.2);
+    bob.close().await;
+    assert!(!ann.presence().await.2);
+
+    let sent = ann.send(Command::Call { to: "bob".into() }).await;
+    assert_eq!(ann.error().await, (Some(sent), ErrorCode::Offline));
+    let sent = ann
+        .send(Command::Call {
+            to: "nobody".into(),
+        })
+        .await;
+    assert_eq!(ann.error().await, (Some(sent), ErrorCode::UnknownUser));
+}

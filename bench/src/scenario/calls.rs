@@ -26,10 +26,10 @@ pub struct Options {
 }
 
 /// One measurement at one rate, all workers together.
-struct Stage {
+pub struct Stage {
     rate: f64,
     achieved: f64,
-    placed: u64,
+    pub placed: u64,
     completed: u64,
     skipped: u64,
     errors: u64,
@@ -37,15 +37,20 @@ struct Stage {
     codes: Vec<String>,
     ring: Summary,
     answer: Summary,
+    pub ring_same_node: Summary,
+    pub ring_cross_node: Summary,
 }
 
 impl Stage {
     fn merge(rate: f64, reports: Vec<CallsDone>) -> Stage {
         let (mut ring, mut answer) = (Histogram::default(), Histogram::default());
+        let (mut same, mut cross) = (Histogram::default(), Histogram::default());
         let mut codes = Vec::new();
         for r in &reports {
             ring.merge(&r.ring);
             answer.merge(&r.answer);
+            same.merge(&r.ring_same_node);
+            cross.merge(&r.ring_cross_node);
             codes.extend(r.error_codes.iter().cloned());
         }
         codes.sort();
@@ -63,18 +68,20 @@ impl Stage {
             codes,
             ring: ring.summary(),
             answer: answer.summary(),
+            ring_same_node: same.summary(),
+            ring_cross_node: cross.summary(),
         }
     }
 
     /// Every call placed completed, at (nearly) the asked rate, without errors.
-    fn clean(&self) -> bool {
+    pub fn clean(&self) -> bool {
         self.errors == 0
             && self.dropped == 0
             && self.completed == self.placed
             && self.achieved >= 0.95 * self.rate
     }
 
-    fn print(&self, prefix: &str) {
+    pub fn print(&self, prefix: &str) {
         println!(
             "{prefix}rate {:.0}/s: achieved {:.0} calls/s, {} placed, {} completed, {} skipped, {} errors {:?}, {} connections lost",
             self.rate,
@@ -91,7 +98,7 @@ impl Stage {
     }
 }
 
-async fn stage(pool: &mut Pool, workers: usize, rate: f64, secs: f64) -> anyhow::Result<Stage> {
+pub async fn stage(pool: &mut Pool, workers: usize, rate: f64, secs: f64) -> anyhow::Result<Stage> {
     let millis = (secs * 1000.0) as u64;
     pool.send(|_| Job::Calls {
         rate: rate / workers as f64,

@@ -1,7 +1,8 @@
-//! The four measurements, each repeated on a fresh server, and what they have in common.
+//! The measurements, each repeated on a fresh server, and what they have in common.
 
 pub mod baseline;
 pub mod calls;
+pub mod cluster;
 pub mod idle;
 pub mod presence;
 pub mod storm;

@@ -59,6 +59,8 @@ pub async fn run(shared: &Shared, rate: f64, length: Duration) -> CallsDone {
         dropped: shared.counters.dropped.get(),
         seconds: placing.as_secs_f64(),
         ring: shared.ring.borrow().clone(),
+        ring_same_node: shared.ring_same_node.borrow().clone(),
+        ring_cross_node: shared.ring_cross_node.borrow().clone(),
         answer: shared.answer.borrow().clone(),
     }
 }

@@ -92,6 +92,8 @@ fn start(setup: Setup) -> Rc<Shared> {
         error_codes: RefCell::new(Vec::new()),
         login: RefCell::default(),
         ring: RefCell::default(),
+        ring_same_node: RefCell::default(),
+        ring_cross_node: RefCell::default(),
         answer: RefCell::default(),
         presence: RefCell::default(),
         free: RefCell::new(Vec::new()),

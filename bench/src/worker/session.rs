@@ -27,10 +27,13 @@ pub async fn run(
     permits: Rc<Semaphore>,
 ) {
     let source = shared.setup.sources[(shared.setup.first_user + me) % shared.setup.sources.len()];
+    // Connections tried: each one after the first goes to the next node (its own may be gone).
+    let mut tries = 0u32;
     loop {
         let permit = permits.acquire().await;
         let started = Instant::now();
-        let opened = tokio::time::timeout(LOGIN_PATIENCE, open(&shared, me, source)).await;
+        tries += 1;
+        let opened = tokio::time::timeout(LOGIN_PATIENCE, open(&shared, me, source, tries)).await;
         drop(permit);
         let mut ws = match opened {
             Ok(Ok(ws)) => ws,
@@ -114,8 +117,14 @@ async fn next(ws: &mut net::Ws) -> anyhow::Result<Option<ServerFrame>> {
 }
 
 /// Connects and logs in; returns once `logged_in` arrived (and the watch list is sent).
-async fn open(shared: &Shared, me: usize, source: std::net::Ipv4Addr) -> anyhow::Result<net::Ws> {
-    let mut ws = net::connect(shared.setup.server, source, &shared.setup.url).await?;
+async fn open(
+    shared: &Shared,
+    me: usize,
+    source: std::net::Ipv4Addr,
+    tries: u32,
+) -> anyhow::Result<net::Ws> {
+    let node = shared.setup.node_of(shared.setup.first_user + me, tries);
+    let mut ws = net::connect(node.server, source, &node.url).await?;
     send(
         &mut ws,
         Command::Hello {
@@ -200,6 +209,17 @@ fn react(shared: &Shared, me: usize, frame: ServerFrame) -> Option<Command> {
                 (Role::Callee, CallState::Ringing, Mode::Calls) => {
                     if let Some(sent) = shared.users[peer].sent_at.get() {
                         shared.ring.borrow_mut().record(now - sent);
+                        if shared.setup.nodes.len() > 1 {
+                            let nodes = shared.setup.nodes.len();
+                            let first = shared.setup.first_user;
+                            let same = (first + peer) % nodes == (first + me) % nodes;
+                            let split = if same {
+                                &shared.ring_same_node
+                            } else {
+                                &shared.ring_cross_node
+                            };
+                            split.borrow_mut().record(now - sent);
+                        }
                     }
                     shared.users[me].answered_at.set(Some(Instant::now()));
                     Some(Command::Answer { call: view.id })

@@ -70,6 +70,8 @@ pub struct Shared {
     pub error_codes: RefCell<Vec<String>>,
     pub login: RefCell<Histogram>,
     pub ring: RefCell<Histogram>,
+    pub ring_same_node: RefCell<Histogram>,
+    pub ring_cross_node: RefCell<Histogram>,
     pub answer: RefCell<Histogram>,
     pub presence: RefCell<Histogram>,
     /// Users not in a call, for the call scheduler.
@@ -111,6 +113,8 @@ impl Shared {
         c.dropped.set(0);
         self.error_codes.borrow_mut().clear();
         *self.ring.borrow_mut() = Histogram::default();
+        *self.ring_same_node.borrow_mut() = Histogram::default();
+        *self.ring_cross_node.borrow_mut() = Histogram::default();
         *self.answer.borrow_mut() = Histogram::default();
         *self.presence.borrow_mut() = Histogram::default();
     }

@@ -85,6 +85,7 @@ enum Op {
         op: u64,
         shared: Box<SharedCall>,
         from: Origin,
+        known_here: bool,
     },
     Step {
         op: u64,
@@ -215,12 +216,14 @@ impl Cluster {
     }
 
     /// Places a call if the callee is free, cluster-wide; answered with
-    /// [`ClusterEvent::Decided`].
-    pub fn place(&self, op: u64, shared: SharedCall, from: Origin) {
+    /// [`ClusterEvent::Decided`]. `known_here`: this node has seen the callee (else only
+    /// Redis can tell an offline user from one never seen).
+    pub fn place(&self, op: u64, shared: SharedCall, from: Origin, known_here: bool) {
         let _ = self.ops.send(Op::Place {
             op,
             shared: Box::new(shared),
             from,
+            known_here,
         });
     }
 
@@ -315,8 +318,13 @@ impl Link {
                 .publish::<_, _, i64>(ROOMS_CHANNEL, json)
                 .await
                 .map(|_| 1),
-            Op::Place { op, shared, from } => {
-                let result = self.place(shared, from).await;
+            Op::Place {
+                op,
+                shared,
+                from,
+                known_here,
+            } => {
+                let result = self.place(shared, from, *known_here).await;
                 self.decided(*op, result);
                 return;
             }
@@ -366,7 +374,12 @@ impl Link {
         ErrorCode::Unavailable
     }
 
-    async fn place(&mut self, shared: &SharedCall, from: &Origin) -> Result<CallChange, ErrorCode> {
+    async fn place(
+        &mut self,
+        shared: &SharedCall,
+        from: &Origin,
+        known_here: bool,
+    ) -> Result<CallChange, ErrorCode> {
         let call = &shared.record.call;
         let change = CallChange {
             shared: shared.clone(),
@@ -379,6 +392,7 @@ impl Link {
             .arg(&call.caller.id)
             .arg(&call.callee.id)
             .arg(to_json(&change))
+            .arg(u8::from(known_here))
             .invoke_async::<String>(&mut self.manager)
             .await
             .map_err(|e| self.failed(&e))?;
@@ -397,6 +411,7 @@ impl Link {
                 Ok(change)
             }
             None if outcome == "busy" => Err(ErrorCode::Busy),
+            None if outcome == "unknown" => Err(ErrorCode::UnknownUser),
             None => Err(ErrorCode::Offline),
         }
     }

@@ -1,7 +1,8 @@
 //! The Lua scripts that change the shared directory in Redis, each atomic: a user's sessions
 //! across nodes, who is online, the nodes alive, and the presence changes published once each.
 //!
-//! Keys: `sb:online` (hash user → name: online anywhere), `sb:sessions:<user>` (set of
+//! Keys: `sb:online` (hash user → name: online anywhere), `sb:known` (hash user → name: seen on
+//! any node), `sb:sessions:<user>` (set of
 //! `<node>/<session>`), `sb:node:<node>:users` (hash user → that node's sessions of them),
 //! `sb:nodes` (sorted set: node → the time its heartbeat runs out, ms). Channel:
 //! `sb:presence`, one JSON message per user coming online or going offline.
@@ -36,6 +37,7 @@ local function publish(user, name, online)
 end
 -- Puts one session of a node on a user; the user comes online with their first.
 local function add(node, session, user, name)
+  redis.call('HSET', 'sb:known', user, name)
   if redis.call('SADD', 'sb:sessions:' .. user, node .. '/' .. session) == 1 then
     redis.call('HINCRBY', node_users(node), user, 1)
   end
@@ -123,12 +125,16 @@ if known then return 1 else return 0 end"#
 
 /// Places a call if the callee is online and free for the caller (a ringing call of theirs, or
 /// an answered one, with someone else makes them busy). ARGV: id, shared JSON, caller, callee,
-/// change JSON. Returns `offline`, `busy`, or `placed:` and the caller's previous outgoing call.
+/// change JSON, whether the placing node knows the callee (1/0). Returns `unknown` (never seen
+/// on any node), `offline`, `busy`, or `placed:` and the caller's previous outgoing call.
 pub static PLACE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local id, caller, callee = ARGV[1], ARGV[3], ARGV[4]
-if redis.call('HEXISTS', 'sb:online', callee) == 0 then return 'offline' end
+if redis.call('HEXISTS', 'sb:online', callee) == 0 then
+  if ARGV[6] == '1' or redis.call('HEXISTS', 'sb:known', callee) == 1 then return 'offline' end
+  return 'unknown'
+end
 for _, other in ipairs(redis.call('SMEMBERS', 'sb:user_calls:' .. callee)) do
   local raw = redis.call('GET', 'sb:call:' .. other)
   if raw then

@@ -57,14 +57,8 @@ impl Engine {
             id: to,
         };
         let reach = match self.cluster {
-            // Who is free is decided in Redis, with the call; only who was never seen is known
-            // here.
-            Some(_)
-                if self.directory.is_known(&callee.id) || self.directory.is_online(&callee.id) =>
-            {
-                Reachability::Free
-            }
-            Some(_) => Reachability::Unknown,
+            // Who is free, offline or never seen is decided in Redis, with the call.
+            Some(_) => Reachability::Free,
             None => self.reach(&callee.id, &caller.id),
         };
         let id = CallId(super::token(CALL_ID_BYTES));

@@ -49,6 +49,8 @@ impl Engine {
         let Some(from) = self.origin(session, re) else {
             return;
         };
+        let callee = &record.call.callee.id;
+        let known_here = self.directory.is_known(callee) || self.directory.is_online(callee);
         let op = self.pend(Pending::Command { session, re });
         if let Some(cluster) = &self.cluster {
             let shared = SharedCall {
@@ -56,7 +58,7 @@ impl Engine {
                 record,
                 handled_by: None,
             };
-            cluster.place(op, shared, from);
+            cluster.place(op, shared, from, known_here);
         }
     }
 
