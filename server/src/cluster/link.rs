@@ -1,17 +1,10 @@
 //! This node's link to the cluster's Redis: one task that runs the hub's directory changes in
-//! order, keeps the node's heartbeat, ends nodes whose heartbeat ran out, and turns what Redis
-//! publishes into events for the hub. When Redis cannot be reached the node says so
+//! order (and starts its call decisions beside them), keeps the node's heartbeat, ends nodes
+//! whose heartbeat ran out, and turns what Redis publishes into events for the hub. When Redis cannot be reached the node says so
 //! (`is_up`), and once it can again the hub syncs its sessions and rereads who is online, so
 //! nothing depends on a message published while the link was down.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use redis::{
     AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value,
@@ -22,17 +15,19 @@ use switchboard_proto::{CallId, ErrorCode, UserRef};
 use tokio::sync::mpsc;
 
 use super::{
+    connectivity::Connectivity,
+    decisions::Decider,
     records,
     scripts::{self, CALLS_CHANNEL, PRESENCE_CHANNEL, ROOMS_CHANNEL},
     shared_call::{CallChange, Origin, SharedCall},
 };
 use crate::{
-    calls::{self, Effect, Input, Millis},
+    calls::{Input, Millis},
     config::ClusterConfig,
     hub::SessionId,
     metrics::Metrics,
     rooms::RoomSignal,
-    store::{CallRecord, Store},
+    store::Store,
 };
 
 /// Bytes of randomness in a node's id.
@@ -104,15 +99,13 @@ enum Op {
 /// How often the node looks for call records to write.
 const RECORDS_EVERY: Duration = Duration::from_millis(50);
 
-/// How often a change decided on a copy that changed meanwhile is decided again.
-const STEP_TRIES: usize = 8;
+
 
 /// A handle to the link. Cheap to clone.
 #[derive(Clone)]
 pub struct Cluster {
-    node: Arc<str>,
     ops: mpsc::UnboundedSender<Op>,
-    up: Arc<AtomicBool>,
+    reach: Connectivity,
     rooms: RoomSink,
 }
 
@@ -155,27 +148,23 @@ impl Cluster {
         let node: Arc<str> = crate::hub::token(NODE_ID_BYTES).into();
         let (ops_tx, ops) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
-        let up = Arc::new(AtomicBool::new(false));
+        let reach = Connectivity::new(node.clone(), metrics, events_tx);
         let rooms = RoomSink::default();
         let link = Link {
             store,
             grouped: false,
             rooms: rooms.clone(),
-            node: node.clone(),
+            reach: reach.clone(),
             timeout: config.node_timeout,
             manager,
-            events: events_tx,
-            up: up.clone(),
             subscribed: false,
-            metrics,
         };
         tracing::info!(node = %node, "this node joins the cluster");
         tokio::spawn(link.run(ops, pushes, heartbeat));
         Ok((
             Cluster {
-                node,
                 ops: ops_tx,
-                up,
+                reach,
                 rooms,
             },
             events,
@@ -184,12 +173,12 @@ impl Cluster {
 
     /// This node's id in Redis.
     pub fn node(&self) -> &str {
-        &self.node
+        self.reach.node()
     }
 
     /// Whether Redis answered the last time it was asked.
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+        self.reach.is_up()
     }
 
     /// A session of this node logged in as `user`.
@@ -264,13 +253,10 @@ struct Link {
     /// Whether the records' consumer group is known to exist.
     grouped: bool,
     rooms: RoomSink,
-    node: Arc<str>,
+    reach: Connectivity,
     timeout: Duration,
     manager: ConnectionManager,
-    events: mpsc::UnboundedSender<ClusterEvent>,
-    up: Arc<AtomicBool>,
     subscribed: bool,
-    metrics: Arc<Metrics>,
 }
 
 impl Link {
@@ -302,31 +288,20 @@ impl Link {
         }
     }
 
-    /// Runs one change; while Redis is down changes are dropped, since the sync that follows
-    /// its return replaces them all.
-    async fn apply(&mut self, op: Op) {
-        let up = self.up.load(Ordering::Relaxed);
-        let node = &*self.node;
-        let result = match &op {
-            Op::Place { op, .. } | Op::Step { op, .. } if !up => {
-                self.decided(*op, Err(ErrorCode::Unavailable));
-                return;
-            }
-            Op::Join { .. } | Op::Leave { .. } | Op::Room(_) if !up => return,
-            Op::Room(json) => self
-                .manager
-                .publish::<_, _, i64>(ROOMS_CHANNEL, json)
-                .await
-                .map(|_| 1),
+    /// Starts deciding a change to a call, beside the others.
+    fn decide(&self, op: Op) {
+        let decider = Decider {
+            manager: self.manager.clone(),
+            reach: self.reach.clone(),
+        };
+        match op {
             Op::Place {
                 op,
                 shared,
                 from,
                 known_here,
             } => {
-                let result = self.place(shared, from, *known_here).await;
-                self.decided(*op, result);
-                return;
+                tokio::spawn(decider.place_for(op, *shared, from, known_here));
             }
             Op::Step {
                 op,
@@ -335,8 +310,27 @@ impl Link {
                 from,
                 now,
             } => {
-                let result = self.step(id, input, from.as_ref(), *now).await;
-                self.decided(*op, result);
+                tokio::spawn(decider.step_for(op, id, input, from, now));
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs one change of this node's sessions in order; while Redis is down they are dropped,
+    /// since the sync that follows its return replaces them all.
+    async fn apply(&mut self, op: Op) {
+        let up = self.reach.is_up();
+        let node = self.reach.node().to_string();
+        let node = node.as_str();
+        let result = match &op {
+            Op::Join { .. } | Op::Leave { .. } | Op::Room(_) if !up => return,
+            Op::Room(json) => self
+                .manager
+                .publish::<_, _, i64>(ROOMS_CHANNEL, json)
+                .await
+                .map(|_| 1),
+            Op::Place { .. } | Op::Step { .. } => {
+                self.decide(op);
                 return;
             }
             Op::Join { session, user } => {
@@ -360,117 +354,8 @@ impl Link {
             Op::Stop => return,
         };
         if let Err(e) = result {
-            self.went_down(&e);
+            self.reach.went_down(&e);
         }
-    }
-
-    fn decided(&self, op: u64, result: Result<CallChange, ErrorCode>) {
-        let _ = self.events.send(ClusterEvent::Decided { op, result });
-    }
-
-    /// A Redis error: the link is down, and the change is refused as unavailable.
-    fn failed(&mut self, error: &redis::RedisError) -> ErrorCode {
-        self.went_down(error);
-        ErrorCode::Unavailable
-    }
-
-    async fn place(
-        &mut self,
-        shared: &SharedCall,
-        from: &Origin,
-        known_here: bool,
-    ) -> Result<CallChange, ErrorCode> {
-        let call = &shared.record.call;
-        let change = CallChange {
-            shared: shared.clone(),
-            from: Some(from.clone()),
-            notify: true,
-        };
-        let outcome = scripts::PLACE
-            .arg(&call.id.0)
-            .arg(to_json(shared))
-            .arg(&call.caller.id)
-            .arg(&call.callee.id)
-            .arg(to_json(&change))
-            .arg(u8::from(known_here))
-            .invoke_async::<String>(&mut self.manager)
-            .await
-            .map_err(|e| self.failed(&e))?;
-        match outcome.strip_prefix("placed:") {
-            Some(previous) => {
-                // One outgoing call per user: the new one withdraws the previous.
-                if !previous.is_empty() && previous != call.id.0 {
-                    let id = CallId(previous.to_string());
-                    let superseded = self
-                        .step(&id, &Input::Superseded, None, call.placed_at)
-                        .await;
-                    if superseded.is_ok() {
-                        self.decided(0, superseded);
-                    }
-                }
-                Ok(change)
-            }
-            None if outcome == "busy" => Err(ErrorCode::Busy),
-            None if outcome == "unknown" => Err(ErrorCode::UnknownUser),
-            None => Err(ErrorCode::Offline),
-        }
-    }
-
-    /// Runs the call rules on the call as Redis holds it, and stores the result if nobody
-    /// changed the call meanwhile; else decides again on the newer version.
-    async fn step(
-        &mut self,
-        id: &CallId,
-        input: &Input,
-        from: Option<&Origin>,
-        now: Millis,
-    ) -> Result<CallChange, ErrorCode> {
-        let key = format!("sb:call:{}", id.0);
-        for _ in 0..STEP_TRIES {
-            let raw: Option<String> = self.manager.get(&key).await.map_err(|e| self.failed(&e))?;
-            let shared: SharedCall = raw
-                .and_then(|raw| serde_json::from_str(&raw).ok())
-                .ok_or(ErrorCode::NoSuchCall)?;
-            let (call, effects) =
-                calls::step(&shared.record.call, input.clone(), now).map_err(ErrorCode::from)?;
-            let handles = matches!(input, Input::Answer { .. } | Input::Reject { .. });
-            let next = SharedCall {
-                version: shared.version + 1,
-                handled_by: if handles {
-                    from.cloned()
-                } else {
-                    shared.handled_by.clone()
-                },
-                record: CallRecord {
-                    call,
-                    ..shared.record.clone()
-                },
-            };
-            let change = CallChange {
-                shared: next,
-                from: from.cloned(),
-                notify: effects.contains(&Effect::Notify),
-            };
-            let call = &change.shared.record.call;
-            let outcome = scripts::STEP
-                .arg(&id.0)
-                .arg(shared.version)
-                .arg(to_json(&change.shared))
-                .arg(u8::from(effects.contains(&Effect::Release)))
-                .arg(&call.caller.id)
-                .arg(&call.callee.id)
-                .arg(to_json(&change))
-                .invoke_async::<String>(&mut self.manager)
-                .await
-                .map_err(|e| self.failed(&e))?;
-            match outcome.as_str() {
-                "ok" => return Ok(change),
-                "conflict" => continue,
-                _ => return Err(ErrorCode::NoSuchCall),
-            }
-        }
-        tracing::warn!(call = %id.0, "a call kept changing while a step was decided; given up");
-        Err(ErrorCode::Unavailable)
     }
 
     async fn sync(
@@ -492,7 +377,7 @@ impl Link {
         }
         let mut invocation = scripts::SYNC.prepare_invoke();
         invocation
-            .arg(&*self.node)
+            .arg(self.reach.node())
             .arg(self.timeout.as_millis() as u64);
         for (session, user) in sessions {
             invocation.arg(session).arg(&user.id).arg(&user.name);
@@ -500,12 +385,12 @@ impl Link {
         invocation.invoke_async::<i64>(&mut self.manager).await?;
         let online: HashMap<String, String> = self.manager.hgetall("sb:online").await?;
         tracing::info!(
-            node = %self.node,
+            node = %self.reach.node(),
             sessions = sessions.len(),
             online = online.len(),
             "synced this node's sessions with the cluster"
         );
-        let _ = self.events.send(ClusterEvent::Online(online));
+        self.reach.tell(ClusterEvent::Online(online));
         let ids: Vec<String> = self.manager.smembers("sb:calls").await?;
         let keys: Vec<String> = ids.iter().map(|id| format!("sb:call:{id}")).collect();
         let raw: Vec<Option<String>> = if keys.is_empty() {
@@ -518,7 +403,7 @@ impl Link {
             .flatten()
             .filter_map(|raw| serde_json::from_str(&raw).ok())
             .collect();
-        let _ = self.events.send(ClusterEvent::Calls(live));
+        self.reach.tell(ClusterEvent::Calls(live));
         Ok(1)
     }
 
@@ -532,44 +417,43 @@ impl Link {
                 .await
             {
                 Ok(()) => self.subscribed = true,
-                Err(e) => return self.went_down(&e),
+                Err(e) => return self.reach.went_down(&e),
             }
         }
         let known = scripts::HEARTBEAT
-            .arg(&*self.node)
+            .arg(self.reach.node())
             .arg(self.timeout.as_millis() as u64)
             .invoke_async::<i64>(&mut self.manager)
             .await;
         match known {
             Ok(known) => {
-                let was_up = self.up.swap(true, Ordering::Relaxed);
-                self.metrics.redis_up.set(1);
+                let was_up = self.reach.went_up();
                 if !was_up || known == 0 {
                     if was_up {
-                        tracing::warn!(node = %self.node, "the cluster had given this node up; syncing again");
+                        tracing::warn!(node = %self.reach.node(), "the cluster had given this node up; syncing again");
                     } else {
-                        tracing::info!(node = %self.node, "Redis reached");
+                        tracing::info!(node = %self.reach.node(), "Redis reached");
                     }
-                    let _ = self.events.send(ClusterEvent::Up);
+                    self.reach.tell(ClusterEvent::Up);
                 }
                 self.claim_records().await;
             }
-            Err(e) => self.went_down(&e),
+            Err(e) => self.reach.went_down(&e),
         }
     }
 
     /// Takes the call records nobody has taken yet and writes them.
     async fn take_records(&mut self) {
-        if !self.up.load(Ordering::Relaxed) {
+        if !self.reach.is_up() {
             return;
         }
         if !self.grouped {
             match records::ensure_group(&mut self.manager).await {
                 Ok(()) => self.grouped = true,
-                Err(e) => return self.went_down(&e),
+                Err(e) => return self.reach.went_down(&e),
             }
         }
-        match records::take_new(&mut self.manager, &self.node).await {
+        match records::take_new(&mut self.manager, self.reach.node()).await {
             Ok(entries) => records::write(entries, &self.store, &self.manager),
             Err(e) => {
                 // A Redis that restarted empty has no group: make it again.
@@ -584,7 +468,7 @@ impl Link {
         if !self.grouped {
             return;
         }
-        match records::claim_stale(&mut self.manager, &self.node, self.timeout).await {
+        match records::claim_stale(&mut self.manager, self.reach.node(), self.timeout).await {
             Ok(entries) => {
                 if !entries.is_empty() {
                     tracing::info!(
@@ -606,11 +490,11 @@ impl Link {
                 {
                     self.room_signal(payload);
                 } else if let Some(event) = published(&push.data) {
-                    let _ = self.events.send(event);
+                    self.reach.tell(event);
                 }
             }
             PushKind::Disconnection => {
-                self.went_down(&redis::RedisError::from((
+                self.reach.went_down(&redis::RedisError::from((
                     redis::ErrorKind::Io,
                     "the connection to Redis dropped",
                 )));
@@ -631,13 +515,6 @@ impl Link {
         }
     }
 
-    fn went_down(&mut self, error: &redis::RedisError) {
-        if self.up.swap(false, Ordering::Relaxed) {
-            tracing::error!(node = %self.node, error = %error, "Redis cannot be reached: new calls are refused until it can");
-            self.metrics.redis_up.set(0);
-            let _ = self.events.send(ClusterEvent::Down);
-        }
-    }
 }
 
 /// A published message: `[channel, payload]`.

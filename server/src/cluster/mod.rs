@@ -2,6 +2,8 @@
 //! on which node), the live calls, each node's heartbeat, and the changes every node hears
 //! once.
 
+mod connectivity;
+mod decisions;
 mod link;
 mod records;
 mod scripts;
