@@ -53,8 +53,9 @@ pub enum Job {
     Presence { rate: f64, millis: u64 },
     /// User `2i` calls user `2i+1` for the first `pairs` pairs; nobody answers.
     Ring { pairs: usize },
-    /// Report once every session is logged in again and every ringing call rang again.
-    AwaitBack { millis: u64 },
+    /// Report once every session (or, with `node`, every session of that node) is logged in
+    /// again, and every ringing call rang again.
+    AwaitBack { millis: u64, node: Option<usize> },
     /// Close every connection and exit.
     Quit,
 }
@@ -111,9 +112,10 @@ pub enum Report {
     Ringing {
         calls: usize,
     },
-    /// Every session logged in again.
+    /// Every session logged in again; the last at `last_at_ms` (Unix time, 0: none).
     Back {
         sessions: usize,
+        last_at_ms: u64,
     },
     /// After `Back`: ringing calls that rang again for their callee.
     Rerung {

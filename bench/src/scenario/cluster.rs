@@ -4,7 +4,7 @@
 //! `--kill`) one node killed with SIGKILL mid-run: how long until its sessions are back on the
 //! others, and whether any call was lost or recorded twice.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{calls::stage, header, merge_connected, print_median};
 use crate::{
@@ -100,7 +100,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs_f64(after)).await;
                 let mut victim = victim;
-                let killed = Instant::now();
+                let killed = std::time::SystemTime::now();
                 let _ = victim.kill();
                 killed
             })
@@ -111,17 +111,24 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             let killed = killing.await?;
             pool.send(|_| Job::AwaitBack {
                 millis: PATIENCE.as_millis() as u64,
+                node: Some(0),
             })
             .await?;
-            let mut last = killed;
-            let mut back_sessions = 0;
-            for (report, at) in pool.reports().await? {
-                if let Report::Back { sessions } = report {
+            let killed_ms = killed.duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+            let (mut last_ms, mut back_sessions) = (killed_ms, 0);
+            for (report, _) in pool.reports().await? {
+                if let Report::Back {
+                    sessions,
+                    last_at_ms,
+                } = report
+                {
                     back_sessions += sessions;
+                    last_ms = last_ms.max(last_at_ms);
                 }
-                last = last.max(at);
             }
-            let back = last.duration_since(killed).as_secs_f64();
+            // The rerung report that follows; no call was left ringing here.
+            pool.reports().await?;
+            let back = (last_ms - killed_ms) as f64 / 1000.0;
             println!(
                 "  one node killed: {back_sessions} sessions back on the others {back:.3} s after the kill"
             );

@@ -46,6 +46,7 @@ pub async fn run(common: &Common, sessions: usize, ringing: usize) -> anyhow::Re
         }
         pool.send(|_| Job::AwaitBack {
             millis: PATIENCE.as_millis() as u64,
+            node: None,
         })
         .await?;
         let process = target.managed()?;
@@ -56,7 +57,7 @@ pub async fn run(common: &Common, sessions: usize, ringing: usize) -> anyhow::Re
         let mut back_sessions = 0;
         let mut last = killed;
         for (report, at) in pool.reports().await? {
-            if let Report::Back { sessions } = report {
+            if let Report::Back { sessions, .. } = report {
                 back_sessions += sessions;
             }
             last = last.max(at);

@@ -53,8 +53,8 @@ async fn serve() -> anyhow::Result<()> {
                 Report::Presence(presence::run(&shared, rate, Duration::from_millis(millis)).await)
             }
             Job::Ring { pairs } => ring(&shared, pairs).await,
-            Job::AwaitBack { millis } => {
-                await_back(&shared, Duration::from_millis(millis)).await;
+            Job::AwaitBack { millis, node } => {
+                await_back(&shared, Duration::from_millis(millis), node).await;
                 continue;
             }
             // Exiting closes every socket with a reset (they linger 0).
@@ -154,12 +154,24 @@ async fn ring(shared: &Shared, pairs: usize) -> Report {
 
 /// Reports `Back` once every session logged in on a new connection, then `Rerung` once every
 /// call that rang before rang again (or `patience` ran out).
-async fn await_back(shared: &Shared, patience: Duration) {
-    let n = shared.users.len();
+async fn await_back(shared: &Shared, patience: Duration, node: Option<usize>) {
+    let setup = &shared.setup;
+    let n = match node {
+        Some(node) => (0..shared.users.len())
+            .filter(|i| (setup.first_user + i) % setup.nodes.len() == node)
+            .count(),
+        None => shared.users.len(),
+    };
     let c = &shared.counters;
     wait_until(shared, patience, || c.back.get() >= n).await;
+    let last_at_ms = c
+        .last_back
+        .get()
+        .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64);
     report(&Report::Back {
         sessions: c.back.get(),
+        last_at_ms,
     });
     let expected = c.rung.get();
     wait_until(shared, Duration::from_secs(10), || {

@@ -57,6 +57,10 @@ pub async fn run(
         Shared::bump(&shared.counters.logged_in);
         if user.generation.get() == 2 {
             Shared::bump(&shared.counters.back);
+            shared
+                .counters
+                .last_back
+                .set(Some(std::time::SystemTime::now()));
         }
         shared.changed.notify_waiters();
         // A restart storm drops every connection on purpose; elsewhere a drop is news.

@@ -50,8 +50,10 @@ pub struct User {
 pub struct Counters {
     pub logged_in: Cell<usize>,
     pub failed: Cell<usize>,
-    /// Sessions that logged in again after losing their first connection.
+    /// Sessions that logged in again after losing their first connection, and when the last
+    /// did.
     pub back: Cell<usize>,
+    pub last_back: Cell<Option<std::time::SystemTime>>,
     pub completed: Cell<u64>,
     pub deliveries: Cell<u64>,
     pub errors: Cell<u64>,

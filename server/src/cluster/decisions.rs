@@ -160,7 +160,6 @@ impl Decider {
         tracing::warn!(call = %id.0, "a call kept changing while a step was decided; given up");
         Err(ErrorCode::Unavailable)
     }
-
 }
 
 fn to_json(value: &impl serde::Serialize) -> String {

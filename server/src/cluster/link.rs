@@ -41,6 +41,12 @@ pub enum ClusterEvent {
     Up,
     /// Redis cannot be reached: new calls wait until it can.
     Down,
+    /// A login of this node's is in Redis: every node sees the user online.
+    Joined {
+        session: SessionId,
+        user: UserRef,
+        re: Option<u32>,
+    },
     /// Everybody online anywhere (id → name), read just after this node's sessions were synced.
     Online(HashMap<String, String>),
     /// A user came online or went offline somewhere in the cluster.
@@ -67,6 +73,7 @@ enum Op {
     Join {
         session: SessionId,
         user: UserRef,
+        re: Option<u32>,
     },
     Leave {
         session: SessionId,
@@ -98,8 +105,6 @@ enum Op {
 
 /// How often the node looks for call records to write.
 const RECORDS_EVERY: Duration = Duration::from_millis(50);
-
-
 
 /// A handle to the link. Cheap to clone.
 #[derive(Clone)]
@@ -181,11 +186,14 @@ impl Cluster {
         self.reach.is_up()
     }
 
-    /// A session of this node logged in as `user`.
-    pub fn join(&self, session: SessionId, user: &UserRef) {
+    /// A session of this node logged in as `user` (with command `re`); answered with
+    /// [`ClusterEvent::Joined`] once every node can see it (at once while Redis is away: the
+    /// sync that follows its return registers the session).
+    pub fn join(&self, session: SessionId, user: &UserRef, re: Option<u32>) {
         let _ = self.ops.send(Op::Join {
             session,
             user: user.clone(),
+            re,
         });
     }
 
@@ -323,7 +331,17 @@ impl Link {
         let node = self.reach.node().to_string();
         let node = node.as_str();
         let result = match &op {
-            Op::Join { .. } | Op::Leave { .. } | Op::Room(_) if !up => return,
+            Op::Join {
+                session, user, re, ..
+            } if !up => {
+                self.reach.tell(ClusterEvent::Joined {
+                    session: *session,
+                    user: user.clone(),
+                    re: *re,
+                });
+                return;
+            }
+            Op::Leave { .. } | Op::Room(_) if !up => return,
             Op::Room(json) => self
                 .manager
                 .publish::<_, _, i64>(ROOMS_CHANNEL, json)
@@ -333,14 +351,20 @@ impl Link {
                 self.decide(op);
                 return;
             }
-            Op::Join { session, user } => {
-                scripts::JOIN
+            Op::Join { session, user, re } => {
+                let joined = scripts::JOIN
                     .arg(node)
                     .arg(session)
                     .arg(&user.id)
                     .arg(&user.name)
                     .invoke_async::<i64>(&mut self.manager)
-                    .await
+                    .await;
+                self.reach.tell(ClusterEvent::Joined {
+                    session: *session,
+                    user: user.clone(),
+                    re: *re,
+                });
+                joined
             }
             Op::Leave { session, user } => {
                 scripts::LEAVE
@@ -514,7 +538,6 @@ impl Link {
             let _ = sink.send(signal);
         }
     }
-
 }
 
 /// A published message: `[channel, payload]`.

@@ -28,9 +28,13 @@ impl Engine {
             self.leave_user(session);
             // The earlier user's watch list is not the new one's.
             self.set_watching(session, Vec::new());
-            self.join_user(session, &user);
+            self.join_user(session, &user, re);
             if self.config.single_session {
                 self.log_out_elsewhere(&user.id, session);
+            }
+            if self.cluster.is_some() {
+                // Answered once every node sees the user online.
+                return Ok(());
             }
         } else {
             self.directory.rename(&user);
@@ -78,7 +82,7 @@ impl Engine {
         }
     }
 
-    fn join_user(&mut self, session: SessionId, user: &UserRef) {
+    fn join_user(&mut self, session: SessionId, user: &UserRef, re: Option<u32>) {
         self.sessions.set_user(session, Some(user.id.clone()));
         self.writes.push(Write::SeenUser {
             user: user.clone(),
@@ -90,7 +94,7 @@ impl Engine {
         }
         match &self.cluster {
             // Whether that brings the user online is for Redis to say, once, to every node.
-            Some(cluster) => cluster.join(session, user),
+            Some(cluster) => cluster.join(session, user, re),
             None if change == Change::CameOnline => self.presence_changed(&user.id),
             None => {}
         }
@@ -138,6 +142,14 @@ impl Engine {
         match event {
             ClusterEvent::Up => self.sync_cluster(),
             ClusterEvent::Down => {}
+            ClusterEvent::Joined { session, user, re } => {
+                // Unless the session logged out or in as someone else meanwhile.
+                if self.sessions.user(session) == Some(user.id.as_str()) {
+                    self.sessions
+                        .deliver(session, re, &Event::LoggedIn { user });
+                    self.send_calls(session, None);
+                }
+            }
             ClusterEvent::Online(everyone) => {
                 for user in self.directory.set_cluster_online(everyone) {
                     self.presence_changed(&user);
