@@ -86,7 +86,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             .collect();
         let redis_bytes = redis.used_memory().unwrap_or(0);
         println!(
-            "run {run}: {} sessions on {} nodes ({} failed); node RSS {:?} KiB ({:.2} KiB per session per node); Redis {} KiB ({:.0} B per session)",
+            "run {run}: {} sessions on {} nodes ({} failed); node RSS {:?} KiB ({:.2} KiB of node memory per session); Redis {} KiB ({:.0} B per session)",
             c.sessions,
             o.nodes,
             c.failed,
