@@ -108,7 +108,13 @@ pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
             .execute(params![call.id.0, at, call.state.as_str(), call.reason])?;
         }
         Write::Note { call, at, detail } => {
-            insert_event(conn, call, *at, "note", Some(detail))?;
+            // In a cluster the call's own record may still be on its way through Redis: a note
+            // about a call this database does not have yet is dropped, not failed.
+            conn.prepare_cached(
+                "INSERT INTO call_events (call_id, at, state, detail)
+                 SELECT ?1, ?2, 'note', ?3 WHERE EXISTS (SELECT 1 FROM calls WHERE id = ?1)",
+            )?
+            .execute(params![call.0, at, detail])?;
         }
     }
     Ok(())
