@@ -25,6 +25,11 @@ pub struct Call {
 }
 
 impl Call {
+    /// When the call reached its current state.
+    pub fn changed_at(&self) -> Millis {
+        self.ended_at.or(self.answered_at).unwrap_or(self.placed_at)
+    }
+
     pub fn participant(&self, role: Role) -> &UserRef {
         match role {
             Role::Caller => &self.caller,

@@ -36,23 +36,27 @@ fn as_root() -> bool {
         .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
 }
 
-/// Runs a PostgreSQL program, as the `postgres` user when this is root.
-fn run(program: &str, args: &[&str]) {
-    let binary = bin_dir().join(program);
-    let mut command = if as_root() {
+/// A PostgreSQL program, to run as the `postgres` user when this is root.
+fn program(name: &str) -> Command {
+    let binary = bin_dir().join(name);
+    if as_root() {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(&binary);
         command
     } else {
         Command::new(&binary)
-    };
-    let output = command
+    }
+}
+
+/// Runs a PostgreSQL program; it must succeed.
+fn run(name: &str, args: &[&str]) {
+    let output = program(name)
         .args(args)
         .output()
         .expect("a PostgreSQL program runs");
     assert!(
         output.status.success(),
-        "{program} {args:?} failed: {}",
+        "{name} {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
 }
@@ -207,17 +211,9 @@ impl PostgresServer {
 impl Drop for PostgresServer {
     fn drop(&mut self) {
         // Already stopped by a test that paused it: nothing to do.
-        let binary = bin_dir().join("pg_ctl");
         let data = self.data.to_string_lossy().to_string();
-        let args = ["-D", data.as_str(), "-m", "immediate", "stop"];
-        let _ = if as_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&binary)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&binary).args(args).output()
-        };
+        let _ = program("pg_ctl")
+            .args(["-D", data.as_str(), "-m", "immediate", "stop"])
+            .output();
     }
 }

@@ -54,7 +54,7 @@ pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
                 call.ended_at,
                 call.reason
             ])?;
-            let at = call.ended_at.or(call.answered_at).unwrap_or(call.placed_at);
+            let at = call.changed_at();
             // A call that never reached the table fails here, on the event's foreign key.
             insert_event(
                 conn,
@@ -99,7 +99,7 @@ pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
             ])?;
             // The same change may come twice (a node that took over another's unfinished
             // writes): each state is recorded once.
-            let at = call.ended_at.or(call.answered_at).unwrap_or(call.placed_at);
+            let at = call.changed_at();
             conn.prepare_cached(
                 "INSERT INTO call_events (call_id, at, state, detail)
                  SELECT ?1, ?2, ?3, ?4

@@ -52,30 +52,11 @@ pub async fn apply(db: &impl GenericClient, write: &Write) -> Result<(), tokio_p
                 ],
             )
             .await?;
-            let at = call.ended_at.or(call.answered_at).unwrap_or(call.placed_at);
-            event(
-                db,
-                &call.id,
-                at,
-                call.state.as_str(),
-                call.reason.as_deref(),
-                false,
-            )
-            .await?;
+            state_event(db, call, false).await?;
         }
         Write::Upsert(record) => {
             insert_call(db, record, true).await?;
-            let call = &record.call;
-            let at = call.ended_at.or(call.answered_at).unwrap_or(call.placed_at);
-            event(
-                db,
-                &call.id,
-                at,
-                call.state.as_str(),
-                call.reason.as_deref(),
-                true,
-            )
-            .await?;
+            state_event(db, &record.call, true).await?;
         }
         Write::Note { call, at, detail } => {
             // In a cluster the call's own record may still be on its way through Redis: a note
@@ -137,6 +118,24 @@ async fn insert_call(
     )
     .await?;
     Ok(())
+}
+
+/// The event of the call's current state; with `once`, not if it is recorded already.
+async fn state_event(
+    db: &impl GenericClient,
+    call: &Call,
+    once: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let state = call.state.as_str();
+    event(
+        db,
+        &call.id,
+        call.changed_at(),
+        state,
+        call.reason.as_deref(),
+        once,
+    )
+    .await
 }
 
 /// One event of a call; with `once`, not if the call already has an event of that state.
