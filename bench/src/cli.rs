@@ -116,6 +116,20 @@ pub enum Scenario {
         /// SIGKILL the first node this many seconds into the calls.
         #[arg(long)]
         kill_after: Option<f64>,
+        /// Raise the rate step by step and report the highest whose cross-node ring p99 stays
+        /// within --p99-ms with every call recorded once.
+        #[arg(long)]
+        ramp: bool,
+        /// Each ramp step multiplies the rate by this.
+        #[arg(long, default_value_t = 1.25)]
+        ramp_factor: f64,
+        /// The cross-node ring p99 a ramp step must stay within, in milliseconds.
+        #[arg(long, default_value_t = 10.0)]
+        p99_ms: f64,
+        /// Seconds to hold the sessions before reading memory (with --rate 0: idle sessions
+        /// only, no calls).
+        #[arg(long, default_value_t = 3.0)]
+        hold: f64,
     },
     /// Users go off and online while others watch them: deliveries per second and latency.
     Presence {

@@ -60,6 +60,10 @@ fn main() -> anyhow::Result<()> {
                 rate,
                 secs,
                 kill_after,
+                ramp,
+                ramp_factor,
+                p99_ms,
+                hold,
             } => {
                 let options = scenario::cluster::Options {
                     nodes,
@@ -67,6 +71,11 @@ fn main() -> anyhow::Result<()> {
                     rate,
                     secs,
                     kill_after,
+                    ramp: ramp.then_some(scenario::cluster::Ramp {
+                        factor: ramp_factor,
+                        p99_ms,
+                    }),
+                    hold,
                 };
                 scenario::cluster::run(common, &options).await
             }

@@ -27,7 +27,7 @@ pub struct Options {
 
 /// One measurement at one rate, all workers together.
 pub struct Stage {
-    rate: f64,
+    pub rate: f64,
     achieved: f64,
     pub placed: u64,
     completed: u64,
