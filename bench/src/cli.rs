@@ -30,6 +30,9 @@ pub struct Common {
     /// With --url: the server's process id, to read its memory.
     #[arg(long, global = true)]
     pub server_pid: Option<u32>,
+    /// With --url: the server's SQLite database, to check what it recorded.
+    #[arg(long, global = true)]
+    pub db: Option<PathBuf>,
     /// The server binary to start [default: `switchboard` next to this tool].
     #[arg(long, global = true)]
     pub server_bin: Option<PathBuf>,

@@ -77,7 +77,17 @@ impl Histogram {
         self.max
     }
 
+    /// Its percentiles; NaN when nothing was recorded, so an empty run never passes a bound.
     pub fn summary(&self) -> Summary {
+        if self.total == 0 {
+            return Summary {
+                count: 0,
+                p50: f64::NAN,
+                p99: f64::NAN,
+                p999: f64::NAN,
+                max: f64::NAN,
+            };
+        }
         Summary {
             count: self.total,
             p50: ms(self.quantile(0.5)),
@@ -112,12 +122,13 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// The median of a run's figures (the mean of the middle two for an even count).
+/// The median of a run's figures (the mean of the middle two for an even count); NaN when any
+/// run has no figure, so a run that measured nothing is never hidden by the others.
 pub fn median(values: &[f64]) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
+    if values.is_empty() || values.iter().any(|x| !x.is_finite()) {
         return f64::NAN;
     }
+    let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
     if v.len() % 2 == 1 {

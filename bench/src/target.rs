@@ -23,6 +23,8 @@ pub struct Target {
     pub nodes: Vec<Node>,
     pub process: Option<Process>,
     pid: Option<u32>,
+    /// `--db`: the database of a server someone else runs.
+    db: Option<PathBuf>,
     /// Holds the database until the run is over.
     _dir: Option<TempDir>,
 }
@@ -46,6 +48,7 @@ impl Target {
                 nodes,
                 process: None,
                 pid: common.server_pid,
+                db: common.db.clone(),
                 _dir: None,
             });
         }
@@ -59,6 +62,7 @@ impl Target {
                 }],
                 process: None,
                 pid: common.server_pid,
+                db: common.db.clone(),
                 _dir: None,
             });
         }
@@ -83,6 +87,7 @@ impl Target {
                 url: format!("ws://{addr}/ws"),
             }],
             pid: Some(process.pid()),
+            db: None,
             process: Some(process),
             _dir: Some(dir),
         })
@@ -96,6 +101,7 @@ impl Target {
             nodes,
             process: None,
             pid: None,
+            db: None,
             _dir: None,
         }
     }
@@ -106,8 +112,12 @@ impl Target {
         server::rss_kib(pid).ok()
     }
 
+    /// The database of the server under test: its own, or `--db` for one someone else runs.
     pub fn db(&self) -> Option<PathBuf> {
-        self.process.as_ref().map(|p| p.db.clone())
+        self.process
+            .as_ref()
+            .map(|p| p.db.clone())
+            .or(self.db.clone())
     }
 
     pub fn managed(&mut self) -> anyhow::Result<&mut Process> {
@@ -150,4 +160,53 @@ pub fn count_calls(db: &Path) -> anyhow::Result<(u64, u64)> {
         count("SELECT count(*) FROM calls")?.try_into()?,
         count("SELECT count(*) FROM calls WHERE state = 'ringing'")?.try_into()?,
     ))
+}
+
+/// What a database holds of the calls placed since a moment (Unix milliseconds).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Persisted {
+    pub calls: u64,
+    /// Ended after an answer, with answer and end times in order: how the tool's calls end.
+    pub answered_then_ended: u64,
+    /// Still ringing or answered.
+    pub live: u64,
+}
+
+impl Persisted {
+    pub fn read(db: &Path, since_ms: u64) -> anyhow::Result<Persisted> {
+        let conn = rusqlite::Connection::open(db)?;
+        let count = |sql: &str| -> anyhow::Result<u64> {
+            let n: i64 = conn.query_row(sql, [since_ms as i64], |row| row.get(0))?;
+            Ok(n.try_into()?)
+        };
+        Ok(Persisted {
+            calls: count("SELECT count(*) FROM calls WHERE placed_at >= ?1")?,
+            answered_then_ended: count(
+                "SELECT count(*) FROM calls WHERE placed_at >= ?1 AND state = 'ended'
+                 AND answered_at >= placed_at AND ended_at >= answered_at",
+            )?,
+            live: count(
+                "SELECT count(*) FROM calls WHERE placed_at >= ?1
+                 AND state IN ('ringing', 'answered')",
+            )?,
+        })
+    }
+
+    /// For a server still running: reads until `placed` calls are answered and ended, or
+    /// `patience` passes, since its last writes may still be on their way to the disk.
+    pub async fn settled(
+        db: &Path,
+        since_ms: u64,
+        placed: u64,
+        patience: std::time::Duration,
+    ) -> anyhow::Result<Persisted> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let p = Persisted::read(db, since_ms)?;
+            if p.answered_then_ended >= placed || std::time::Instant::now() >= deadline {
+                return Ok(p);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
 }

@@ -80,8 +80,14 @@ pub struct CallsDone {
     pub error_codes: Vec<String>,
     /// Connections lost during the job.
     pub dropped: u64,
+    /// From the first call's scheduled time to the last completion (or the end of placing,
+    /// whichever is later): the time the counted work took.
     pub seconds: f64,
+    /// From the command's sending to the callee's event.
     pub ring: Histogram,
+    /// From the command's scheduled time (`start + n / rate`) to the callee's event: what a
+    /// caller would see if the tool itself fell behind (no coordinated omission).
+    pub ring_scheduled: Histogram,
     pub answer: Histogram,
     /// With several nodes: the ring of calls whose caller and callee are on the same node, and
     /// on different ones.
@@ -92,15 +98,26 @@ pub struct CallsDone {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PresenceDone {
     pub toggles: u64,
+    /// Events that matched the next change a watcher was due to hear of its user.
     pub deliveries: u64,
     /// Deliveries expected from the toggles placed (toggles × watchers).
     pub expected: u64,
+    /// (change, watcher) pairs never heard of.
+    pub missing: u64,
+    /// Events repeating the state a watcher had already been told.
+    pub duplicated: u64,
+    /// Events about a user the watcher does not watch, or a change that never happened.
+    pub stray: u64,
+    /// `online` events about a login made before the job began, heard after it began.
+    pub earlier: u64,
     pub errors: u64,
     pub error_codes: Vec<String>,
     /// Connections lost during the job.
     pub dropped: u64,
     pub seconds: f64,
     pub latency: Histogram,
+    /// From the change's scheduled time, as `CallsDone::ring_scheduled`.
+    pub latency_scheduled: Histogram,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -32,8 +32,11 @@ pub async fn run(common: &Common, sockets: usize, secs: f64) -> anyhow::Result<b
     let mut rates = Vec::new();
     let mut rounds: Vec<Summary> = Vec::new();
     for run in 1..=common.runs {
-        let rate = tokio::task::spawn_blocking(move || measure(sockets, secs)).await??;
-        println!("run {run}: {sockets} sockets: {rate:.0} writes/s of {FRAME} bytes, each read");
+        let (written, read) = tokio::task::spawn_blocking(move || measure(sockets, secs)).await??;
+        println!(
+            "run {run}: {sockets} sockets: {written:.0} writes/s of {FRAME} bytes, {read:.0} frames/s read"
+        );
+        let rate = read;
         let round = tokio::task::spawn_blocking(move || round_trips(secs)).await??;
         println!("  echo round trip at 1,000/s: {round}");
         rates.push(rate);
@@ -41,7 +44,7 @@ pub async fn run(common: &Common, sockets: usize, secs: f64) -> anyhow::Result<b
     }
     println!("medians of {} runs:", common.runs);
     print_median(
-        "loopback writes (one thread sends, one reads)",
+        "loopback frames read (one thread sends, one reads)",
         "/s",
         &rates,
     );
@@ -84,7 +87,8 @@ fn round_trips(secs: f64) -> anyhow::Result<Summary> {
 }
 
 /// One thread accepts and writes one frame to each socket in turn; another reads them all.
-fn measure(sockets: usize, secs: f64) -> anyhow::Result<f64> {
+/// Frames written and frames read per second, over the same time.
+fn measure(sockets: usize, secs: f64) -> anyhow::Result<(f64, f64)> {
     let rt = || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -122,7 +126,7 @@ fn measure(sockets: usize, secs: f64) -> anyhow::Result<f64> {
         })
     };
     let rt = rt()?;
-    let sent = rt.block_on(async {
+    let rates = rt.block_on(async {
         let listener = TcpListener::from_std(listener)?;
         let mut streams = Vec::with_capacity(sockets);
         for _ in 0..sockets {
@@ -131,6 +135,7 @@ fn measure(sockets: usize, secs: f64) -> anyhow::Result<f64> {
             streams.push(stream);
         }
         let frame = [b'x'; FRAME];
+        let read_before = received.load(Ordering::Relaxed);
         let started = Instant::now();
         let mut sent = 0u64;
         while started.elapsed().as_secs_f64() < secs {
@@ -139,11 +144,12 @@ fn measure(sockets: usize, secs: f64) -> anyhow::Result<f64> {
                 sent += 1;
             }
         }
-        anyhow::Ok(sent as f64 / started.elapsed().as_secs_f64())
+        let seconds = started.elapsed().as_secs_f64();
+        let read = (received.load(Ordering::Relaxed) - read_before) as f64 / FRAME as f64;
+        anyhow::Ok((sent as f64 / seconds, read / seconds))
     })?;
     stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
-    let delivered = received.load(Ordering::Relaxed) as f64 / FRAME as f64;
-    anyhow::ensure!(delivered > 0.0, "nothing was read");
-    Ok(sent)
+    anyhow::ensure!(rates.1 > 0.0, "nothing was read");
+    Ok(rates)
 }

@@ -33,8 +33,9 @@ pub async fn run(
         })
         .await?;
         let (mut toggles, mut deliveries, mut expected, mut errors, mut dropped) = (0, 0, 0, 0, 0);
+        let (mut missing, mut duplicated, mut stray, mut earlier) = (0, 0, 0, 0);
         let mut seconds: f64 = 0.0;
-        let mut latency = Histogram::default();
+        let (mut latency, mut scheduled) = (Histogram::default(), Histogram::default());
         let mut codes = Vec::new();
         for (report, _) in pool.reports().await? {
             let Report::Presence(p) = report else {
@@ -43,10 +44,15 @@ pub async fn run(
             toggles += p.toggles;
             deliveries += p.deliveries;
             expected += p.expected;
+            missing += p.missing;
+            duplicated += p.duplicated;
+            stray += p.stray;
+            earlier += p.earlier;
             errors += p.errors;
             dropped += p.dropped;
             seconds = seconds.max(p.seconds);
             latency.merge(&p.latency);
+            scheduled.merge(&p.latency_scheduled);
             codes.extend(p.error_codes);
         }
         let rate_out = deliveries as f64 / seconds;
@@ -56,9 +62,21 @@ pub async fn run(
             c.sessions,
             toggles as f64 / seconds
         );
+        println!(
+            "  per (change, watcher): {missing} missing, {duplicated} duplicated, {stray} stray; {earlier} news of logins made before the job"
+        );
         println!("  delivery {summary}");
-        // Fewer than expected means a watcher missed a change; any surplus is printed above.
-        ok &= c.failed == 0 && errors == 0 && dropped == 0 && deliveries >= expected;
+        println!(
+            "  delivery from the scheduled change {}",
+            scheduled.summary()
+        );
+        ok &= c.failed == 0
+            && errors == 0
+            && dropped == 0
+            && missing == 0
+            && duplicated == 0
+            && stray == 0
+            && deliveries == expected;
         per_sec.push(rate_out);
         changes.push(toggles as f64 / seconds);
         latencies.push(summary);

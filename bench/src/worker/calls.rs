@@ -32,6 +32,8 @@ pub async fn run(shared: &Shared, rate: f64, length: Duration) -> CallsDone {
         }
         let due = (rate * elapsed.as_secs_f64()) as u64;
         while placed + skipped < due {
+            // When this call was due: the tool's own lateness counts against the server too.
+            let scheduled = started + Duration::from_secs_f64((placed + skipped) as f64 / rate);
             let mut free = shared.free.borrow_mut();
             if free.len() < 2 {
                 skipped += 1;
@@ -42,7 +44,7 @@ pub async fn run(shared: &Shared, rate: f64, length: Duration) -> CallsDone {
             let pick = rand::random_range(0..free.len());
             let callee = free.swap_remove(pick);
             drop(free);
-            let _ = shared.users[caller].tx.send(Cmd::Call(callee));
+            let _ = shared.users[caller].tx.send(Cmd::Call(callee, scheduled));
             placed += 1;
         }
     }
@@ -50,6 +52,9 @@ pub async fn run(shared: &Shared, rate: f64, length: Duration) -> CallsDone {
     let completed = &shared.counters.completed;
     wait_until(shared, DRAIN, || completed.get() >= placed).await;
     shared.mode.set(Mode::Idle);
+    // Completions after the placing time count, so the time they took counts too.
+    let last = shared.counters.last_done.get();
+    let seconds = last.map_or(placing, |at| (at - started).max(placing));
     CallsDone {
         placed,
         completed: completed.get(),
@@ -57,8 +62,9 @@ pub async fn run(shared: &Shared, rate: f64, length: Duration) -> CallsDone {
         errors: shared.counters.errors.get(),
         error_codes: shared.error_codes.borrow().clone(),
         dropped: shared.counters.dropped.get(),
-        seconds: placing.as_secs_f64(),
+        seconds: seconds.as_secs_f64(),
         ring: shared.ring.borrow().clone(),
+        ring_scheduled: shared.ring_scheduled.borrow().clone(),
         ring_same_node: shared.ring_same_node.borrow().clone(),
         ring_cross_node: shared.ring_cross_node.borrow().clone(),
         answer: shared.answer.borrow().clone(),

@@ -76,6 +76,8 @@ fn start(setup: Setup) -> Rc<Shared> {
                 id: format!("{}.{}", setup.tag, setup.first_user + i),
                 tx,
                 sent_at: Cell::new(None),
+                scheduled_at: Cell::new(None),
+                changes: RefCell::default(),
                 answered_at: Cell::new(None),
                 online: Cell::new(false),
                 generation: Cell::new(0),
@@ -92,10 +94,13 @@ fn start(setup: Setup) -> Rc<Shared> {
         error_codes: RefCell::new(Vec::new()),
         login: RefCell::default(),
         ring: RefCell::default(),
+        ring_scheduled: RefCell::default(),
         ring_same_node: RefCell::default(),
         ring_cross_node: RefCell::default(),
         answer: RefCell::default(),
         presence: RefCell::default(),
+        presence_scheduled: RefCell::default(),
+        heard: RefCell::default(),
         free: RefCell::new(Vec::new()),
         changed: Notify::new(),
     });
@@ -144,8 +149,11 @@ async fn ring(shared: &Shared, pairs: usize) -> Report {
     shared.reset();
     shared.mode.set(Mode::Ring);
     let pairs = pairs.min(shared.users.len() / 2);
+    let now = std::time::Instant::now();
     for i in 0..pairs {
-        let _ = shared.users[2 * i].tx.send(shared::Cmd::Call(2 * i + 1));
+        let _ = shared.users[2 * i]
+            .tx
+            .send(shared::Cmd::Call(2 * i + 1, now));
     }
     let rung = &shared.counters.rung;
     wait_until(shared, Duration::from_secs(30), || rung.get() >= pairs).await;

@@ -11,7 +11,7 @@ use switchboard_proto::{
 use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::shared::{Cmd, Mode, Shared};
+use super::shared::{Change, Cmd, Mode, Shared};
 use crate::{identity, net};
 
 /// The command id of the opening `watch`.
@@ -188,14 +188,20 @@ async fn serve(
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { return Ok(()) };
                 let user = &shared.users[me];
-                let command = match cmd {
-                    Cmd::Call(to) => Command::Call { to: shared.users[to].id.clone() },
-                    Cmd::Toggle if user.online.get() => Command::Logout,
-                    Cmd::Toggle => Command::Login { auth: auth(shared, me) },
+                let (command, scheduled) = match cmd {
+                    Cmd::Call(to, due) => (Command::Call { to: shared.users[to].id.clone() }, due),
+                    Cmd::Toggle(due) if user.online.get() => (Command::Logout, due),
+                    Cmd::Toggle(due) => (Command::Login { auth: auth(shared, me) }, due),
                 };
-                user.online.set(!matches!(command, Command::Logout) );
+                let online = !matches!(command, Command::Logout);
+                user.online.set(online);
                 // The clock starts as the command leaves, after encoding and signing.
-                user.sent_at.set(Some(Instant::now()));
+                let sent = Instant::now();
+                user.sent_at.set(Some(sent));
+                user.scheduled_at.set(Some(scheduled));
+                if shared.mode.get() == Mode::Presence && !matches!(command, Command::Call { .. }) {
+                    user.changes.borrow_mut().push(Change { scheduled, sent, online });
+                }
                 send(ws, command).await?;
             }
         }
@@ -211,7 +217,11 @@ fn react(shared: &Shared, me: usize, frame: ServerFrame) -> Option<Command> {
             let peer = shared.local(&view.peer.id)?;
             match (view.role, view.state, mode) {
                 (Role::Callee, CallState::Ringing, Mode::Calls) => {
-                    if let Some(sent) = shared.users[peer].sent_at.get() {
+                    let caller = &shared.users[peer];
+                    if let Some(scheduled) = caller.scheduled_at.get() {
+                        shared.ring_scheduled.borrow_mut().record(now - scheduled);
+                    }
+                    if let Some(sent) = caller.sent_at.get() {
                         shared.ring.borrow_mut().record(now - sent);
                         if shared.setup.nodes.len() > 1 {
                             let nodes = shared.setup.nodes.len();
@@ -251,6 +261,7 @@ fn react(shared: &Shared, me: usize, frame: ServerFrame) -> Option<Command> {
                 (Role::Caller, CallState::Ended, Mode::Calls) => {
                     let c = &shared.counters;
                     c.completed.set(c.completed.get() + 1);
+                    c.last_done.set(Some(now));
                     shared.free.borrow_mut().extend([me, peer]);
                     shared.changed.notify_waiters();
                     None
@@ -258,13 +269,8 @@ fn react(shared: &Shared, me: usize, frame: ServerFrame) -> Option<Command> {
                 _ => None,
             }
         }
-        Event::Presence { user, .. } if mode == Mode::Presence && frame.re.is_none() => {
-            let watched = shared.local(&user)?;
-            let c = &shared.counters;
-            c.deliveries.set(c.deliveries.get() + 1);
-            if let Some(sent) = shared.users[watched].sent_at.get() {
-                shared.presence.borrow_mut().record(now - sent);
-            }
+        Event::Presence { user, online, .. } if mode == Mode::Presence && frame.re.is_none() => {
+            super::presence::heard(shared, me, &user, online, now);
             None
         }
         Event::Error { code, .. } => {

@@ -3,6 +3,7 @@
 
 use std::{
     cell::{Cell, RefCell},
+    collections::HashMap,
     time::Instant,
 };
 
@@ -13,10 +14,28 @@ use crate::{stats::Histogram, wire::Setup};
 /// What a session's task is asked to send.
 #[derive(Debug)]
 pub enum Cmd {
-    /// Call this worker's user at that local index.
-    Call(usize),
-    /// Log out if logged in, else log in again.
-    Toggle,
+    /// Call this worker's user at that local index; the call was due at that instant.
+    Call(usize, Instant),
+    /// Log out if logged in, else log in again; due at that instant.
+    Toggle(Instant),
+}
+
+/// What one watcher heard of one watched user's changes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Heard {
+    /// The index of the first change after the last one heard.
+    pub next: usize,
+    /// Changes heard of.
+    pub matched: usize,
+}
+
+/// One presence change a user made during a presence job.
+#[derive(Clone, Copy, Debug)]
+pub struct Change {
+    pub scheduled: Instant,
+    pub sent: Instant,
+    /// Online after it.
+    pub online: bool,
 }
 
 /// What the current job wants the sessions to do with the events they receive.
@@ -34,8 +53,11 @@ pub enum Mode {
 pub struct User {
     pub id: String,
     pub tx: mpsc::UnboundedSender<Cmd>,
-    /// When this user last placed a call or went on/offline.
+    /// When this user last placed a call, and when that call was due.
     pub sent_at: Cell<Option<Instant>>,
+    pub scheduled_at: Cell<Option<Instant>>,
+    /// The presence changes this user made in the current job, in order.
+    pub changes: RefCell<Vec<Change>>,
     /// When this user (as callee) last answered.
     pub answered_at: Cell<Option<Instant>>,
     /// Logged in (as far as this tool asked).
@@ -55,7 +77,13 @@ pub struct Counters {
     pub back: Cell<usize>,
     pub last_back: Cell<Option<std::time::SystemTime>>,
     pub completed: Cell<u64>,
+    /// When the last call completed, or the last presence delivery matched its change.
+    pub last_done: Cell<Option<Instant>>,
     pub deliveries: Cell<u64>,
+    pub duplicated: Cell<u64>,
+    /// Presence events about a login made before the job began.
+    pub earlier: Cell<u64>,
+    pub stray: Cell<u64>,
     pub errors: Cell<u64>,
     /// Ringing calls seen by their callee on the first connection, and after a reconnect.
     pub rung: Cell<usize>,
@@ -72,10 +100,14 @@ pub struct Shared {
     pub error_codes: RefCell<Vec<String>>,
     pub login: RefCell<Histogram>,
     pub ring: RefCell<Histogram>,
+    pub ring_scheduled: RefCell<Histogram>,
     pub ring_same_node: RefCell<Histogram>,
     pub ring_cross_node: RefCell<Histogram>,
     pub answer: RefCell<Histogram>,
     pub presence: RefCell<Histogram>,
+    pub presence_scheduled: RefCell<Histogram>,
+    /// Per (watcher, watched user): what the watcher heard of the watched user's changes.
+    pub heard: RefCell<HashMap<(usize, usize), Heard>>,
     /// Users not in a call, for the call scheduler.
     pub free: RefCell<Vec<usize>>,
     /// Woken whenever a counter the controller waits on changes.
@@ -110,14 +142,24 @@ impl Shared {
     pub fn reset(&self) {
         let c = &self.counters;
         c.completed.set(0);
+        c.last_done.set(None);
         c.deliveries.set(0);
+        c.duplicated.set(0);
+        c.earlier.set(0);
+        c.stray.set(0);
+        self.heard.borrow_mut().clear();
+        for user in &self.users {
+            user.changes.borrow_mut().clear();
+        }
         c.errors.set(0);
         c.dropped.set(0);
         self.error_codes.borrow_mut().clear();
         *self.ring.borrow_mut() = Histogram::default();
+        *self.ring_scheduled.borrow_mut() = Histogram::default();
         *self.ring_same_node.borrow_mut() = Histogram::default();
         *self.ring_cross_node.borrow_mut() = Histogram::default();
         *self.answer.borrow_mut() = Histogram::default();
         *self.presence.borrow_mut() = Histogram::default();
+        *self.presence_scheduled.borrow_mut() = Histogram::default();
     }
 }

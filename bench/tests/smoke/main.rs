@@ -1,10 +1,14 @@
 //! A short run of every scenario that needs no restart against an in-process server: the tool
 //! must connect, log in (signed and demo), call, watch, and report sane figures.
 
+mod faulty_proxy;
+
 use std::time::Duration;
 
 use switchboard::{Config, config::Settings};
 use tokio::net::TcpListener;
+
+use faulty_proxy::{Fault, FaultyProxy};
 
 /// Starts a server on port 0 sized for load and returns its WebSocket URL.
 async fn server(
@@ -38,6 +42,13 @@ async fn server(
 
 /// Runs the tool with `args` and returns what it printed; fails the test if it failed.
 async fn bench(args: &[&str]) -> String {
+    let (passed, stdout) = bench_verdict(args).await;
+    assert!(passed, "the tool failed:\n{stdout}");
+    stdout
+}
+
+/// Runs the tool with `args`: whether it passed its run, and what it printed and logged.
+async fn bench_verdict(args: &[&str]) -> (bool, String) {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-bench"))
         .args(args)
         .kill_on_drop(true)
@@ -48,11 +59,8 @@ async fn bench(args: &[&str]) -> String {
         .expect("the tool ran");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("RESULT: OK"),
-        "the tool failed:\n{stdout}\n{stderr}"
-    );
-    stdout
+    let passed = output.status.success() && stdout.contains("RESULT: OK");
+    (passed, format!("{stdout}\n{stderr}"))
 }
 
 /// The number after `label` in the tool's output.
@@ -176,4 +184,52 @@ async fn calls_complete_beside_misbehaving_clients() {
     }
     assert!(misbehaving(&out, "flood", "frames sent") > 1000, "{out}");
     running.stop().await;
+}
+
+/// Presence through a proxy that spoils one event: the run must fail and name what was wrong.
+async fn presence_through(fault: Fault) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, running) = server(&dir, None).await;
+    let proxy = FaultyProxy::start(&url, fault).await;
+    let proxied = proxy.url();
+    let verdict = bench_verdict(&[
+        "--url",
+        &proxied,
+        "--runs",
+        "1",
+        "presence",
+        "--sessions",
+        "40",
+        "--watchers",
+        "3",
+        "--rate",
+        "100",
+        "--secs",
+        "1",
+    ])
+    .await;
+    assert!(proxy.spoiled(), "the proxy saw too few presence events");
+    running.stop().await;
+    verdict
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_fails_when_one_event_is_dropped() {
+    let (passed, out) = presence_through(Fault::Drop(7)).await;
+    assert!(!passed, "{out}");
+    assert!(out.contains("1 missing, 0 duplicated, 0 stray"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_fails_when_one_event_is_sent_twice() {
+    let (passed, out) = presence_through(Fault::Duplicate(7)).await;
+    assert!(!passed, "{out}");
+    assert!(out.contains("0 missing, 1 duplicated, 0 stray"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_passes_through_a_faithful_proxy() {
+    let (passed, out) = presence_through(Fault::None).await;
+    assert!(passed, "{out}");
+    assert!(out.contains("0 missing, 0 duplicated, 0 stray"), "{out}");
 }
