@@ -200,6 +200,28 @@ pub fn healthy(addr: SocketAddr) -> bool {
     stream.read_exact(&mut answer).is_ok() && answer.starts_with(b"HTTP/1.1 200")
 }
 
+/// The allocator's own figures from the server's `/metrics`, in bytes: what is allocated
+/// (live) and what it keeps resident; None if the server does not report them.
+pub fn allocator_bytes(addr: SocketAddr) -> Option<(u64, u64)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let gauge = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .map(|value| value as u64)
+    };
+    Some((
+        gauge("switchboard_memory_allocated_bytes")?,
+        gauge("switchboard_memory_resident_bytes")?,
+    ))
+}
+
 /// A free port on 127.0.0.1, so a restarted server can come back on the same address.
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

@@ -113,6 +113,11 @@ impl Target {
     }
 
     /// The database of the server under test: its own, or `--db` for one someone else runs.
+    /// The server's allocator figures (allocated, resident) in bytes, if it reports them.
+    pub fn allocator(&self) -> Option<(u64, u64)> {
+        server::allocator_bytes(self.server)
+    }
+
     pub fn db(&self) -> Option<PathBuf> {
         self.process
             .as_ref()

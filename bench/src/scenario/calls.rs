@@ -142,6 +142,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             c.sessions, c.failed
         );
         let mut rss_start = target.rss_kib();
+        let mut heap_start = target.allocator();
         // Every call placed in this run, in every stage: each must be recorded.
         let mut placed = 0;
         if o.warmup > 0.0 {
@@ -157,6 +158,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
                 tokio::time::sleep(SETTLE).await;
             }
             rss_start = target.rss_kib();
+            heap_start = target.allocator();
         }
         let rogues = start_misbehaving(&target, common, o.misbehaving);
         let mut best: Option<Stage> = None;
@@ -180,6 +182,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
         }
         if let Some(rogues) = rogues {
             let rss_busy = target.rss_kib();
+            let heap_busy = target.allocator();
             rogues.stop();
             // The server frees what the stage and the misbehaving clients left once it sees
             // their sockets go and its windows pass; only worth waiting for if it is measured.
@@ -188,6 +191,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             }
             let rss_end = target.rss_kib();
             ok &= print_memory(o.warmup, rss_start, rss_busy, rss_end);
+            print_allocator([heap_start, heap_busy, target.allocator()]);
         }
         pool.quit().await;
         if let Some(process) = target.process.as_mut() {
@@ -299,6 +303,27 @@ fn print_memory(warmup: f64, start: Option<u64>, busy: Option<u64>, end: Option<
             true
         }
     }
+}
+
+/// The allocator's view at the same three moments: what is live against what it keeps, to tell
+/// memory still in use from fragmentation.
+fn print_allocator(moments: [Option<(u64, u64)>; 3]) {
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let parts: Vec<String> = moments
+        .iter()
+        .map(|m| match m {
+            Some((allocated, resident)) => format!(
+                "{:.1} MiB allocated / {:.1} MiB resident",
+                mib(*allocated),
+                mib(*resident)
+            ),
+            None => "unknown".to_string(),
+        })
+        .collect();
+    println!(
+        "  server allocator at the start, end of the stage, and after: {}",
+        parts.join("; ")
+    );
 }
 
 /// Scans the log of a server this tool started: a panic anywhere fails the run.
