@@ -184,6 +184,32 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS line")
 }
 
+/// CPU time a process has used, in clock ticks (1/100 s on Linux): all of it (threads that
+/// ended included), and the part of its threads whose name starts with `thread`.
+pub fn cpu_ticks(pid: u32, thread: &str) -> anyhow::Result<(u64, u64)> {
+    // utime and stime are the 14th and 15th fields; the name before them may hold spaces,
+    // so count from the closing parenthesis.
+    let ticks = |stat: &str| -> Option<u64> {
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    };
+    let total = ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat"))?)
+        .context("unreadable /proc stat")?;
+    let mut named = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.starts_with(thread) {
+            named += std::fs::read_to_string(path.join("stat"))
+                .ok()
+                .as_deref()
+                .and_then(ticks)
+                .unwrap_or(0);
+        }
+    }
+    Ok((total, named))
+}
+
 /// `GET /healthz` answered 200.
 pub fn healthy(addr: SocketAddr) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {

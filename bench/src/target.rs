@@ -16,6 +16,9 @@ use crate::{
     wire::{Node, Setup},
 };
 
+/// The name of the server's database writer thread, as the kernel keeps it (15 characters).
+const STORE_THREAD: &str = "switchboard-sto";
+
 pub struct Target {
     pub server: SocketAddr,
     pub url: String,
@@ -108,8 +111,16 @@ impl Target {
 
     /// The server's resident memory in KiB, if its process is known.
     pub fn rss_kib(&self) -> Option<u64> {
-        let pid = self.process.as_ref().map(Process::pid).or(self.pid)?;
-        server::rss_kib(pid).ok()
+        server::rss_kib(self.pid()?).ok()
+    }
+
+    /// The server's CPU ticks: in all, and in its store's writer thread.
+    pub fn cpu_ticks(&self) -> Option<(u64, u64)> {
+        server::cpu_ticks(self.pid()?, STORE_THREAD).ok()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Process::pid).or(self.pid)
     }
 
     /// The database of the server under test: its own, or `--db` for one someone else runs.

@@ -9,7 +9,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use switchboard_proto::{
     ClientFrame, Command, ErrorCode, Event, PROTOCOL_VERSION, ServerFrame, close,
 };
-use tokio::{sync::mpsc, time::Instant};
+use tokio::time::Instant;
 
 use crate::{
     admission::{Admission, Ticket},
@@ -17,6 +17,7 @@ use crate::{
     hub::{Attached, Hub, Request, ToClient},
     identity::Identity,
     metrics::Metrics,
+    outbox::{self, Inbox},
     socket::{End, Next, Socket},
 };
 
@@ -103,7 +104,7 @@ where
             .await;
         }
     };
-    let (outbox, mut events) = mpsc::channel(ctx.limits.send_queue);
+    let (outbox, mut events) = outbox::outbox(ctx.limits.send_queue);
     let Ok(at) = ctx.hub.attach(resume, outbox).await else {
         return match socket.close(1001, "the server is shutting down").await {
             Ok(()) => End::Closed,
@@ -164,7 +165,7 @@ async fn run<S, R, E>(
     ctx: &ConnectionContext,
     ip: IpAddr,
     at: Attached,
-    events: &mut mpsc::Receiver<ToClient>,
+    events: &mut Inbox<ToClient>,
 ) -> End
 where
     S: Sink<Message> + Unpin,

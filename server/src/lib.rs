@@ -15,6 +15,7 @@ pub mod identity;
 pub mod memory;
 pub mod metrics;
 pub mod origin;
+pub mod outbox;
 pub mod rooms;
 pub mod socket;
 pub mod store;

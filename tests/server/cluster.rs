@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use switchboard_proto::{CallState, Command, ErrorCode};
+use switchboard_proto::{CallState, Command, ErrorCode, Event, LogoutReason};
 use tokio::time::Instant;
 
 use crate::common::{PRESENCE_GRACE, TestServer, client::Client, redis::RedisServer};
@@ -204,6 +204,37 @@ async fn a_reload_that_lands_on_another_node_does_not_flap() {
     // Anything the old session's end published would reach Ann before the probe does.
     let _probe = probe(&a, "probe", &mut ann).await;
     ann.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn a_single_session_login_on_one_node_logs_the_others_out_everywhere() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = three_nodes(&redis, &dir, |s| s.single_session = true).await;
+    let mut ann = watcher(&c, "ann", &["bob", "probe"]).await;
+    let mut bob_on_a = a.user("bob").await;
+    let mut bob_on_c = c.user("bob").await;
+    assert!(ann.presence().await.2);
+
+    let mut bob_on_b = b.user("bob").await;
+    for old in [&mut bob_on_a, &mut bob_on_c] {
+        assert_eq!(
+            old.event().await,
+            Event::LoggedOut {
+                reason: LogoutReason::Elsewhere
+            }
+        );
+    }
+    // The new session is Bob's only one: once it goes, Bob is offline for everyone.
+    bob_on_b.send(Command::Logout).await;
+    assert_eq!(
+        ann.presence().await,
+        ("bob".into(), Some("Bob".into()), false)
+    );
+    // Bob never went offline in between, and the old sessions stay logged out.
+    let _probe = probe(&a, "probe", &mut ann).await;
+    ann.nothing_pending().await;
+    bob_on_a.nothing_pending().await;
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ pub struct Stage {
     pub rate: f64,
     achieved: f64,
     pub placed: u64,
-    completed: u64,
+    pub completed: u64,
     skipped: u64,
     errors: u64,
     dropped: u64,
@@ -164,8 +164,10 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
         let mut best: Option<Stage> = None;
         let mut rate = o.rate;
         loop {
+            let cpu_before = target.cpu_ticks();
             let s = stage(&mut pool, workers, rate, o.secs).await?;
             s.print("  ");
+            print_cpu(cpu_before, target.cpu_ticks(), s.completed);
             placed += s.placed;
             // Timed from when each call was due, so the tool falling behind cannot flatter a step.
             let passes = s.clean() && s.ring_scheduled.p99 <= o.p99_ms;
@@ -303,6 +305,22 @@ fn print_memory(warmup: f64, start: Option<u64>, busy: Option<u64>, end: Option<
             true
         }
     }
+}
+
+/// The server's CPU time per completed call over a stage: in all, and in its database writer.
+fn print_cpu(before: Option<(u64, u64)>, after: Option<(u64, u64)>, calls: u64) {
+    let (Some(before), Some(after)) = (before, after) else {
+        return;
+    };
+    // /proc counts in USER_HZ ticks, 100 a second on Linux.
+    let micros = |ticks: u64| ticks as f64 * 10_000.0 / calls.max(1) as f64;
+    let (total, store) = (after.0 - before.0, after.1.saturating_sub(before.1));
+    println!(
+        "    server CPU per call: {:.0} µs ({:.0} µs in the database writer, {:.0} µs in the rest)",
+        micros(total),
+        micros(store),
+        micros(total.saturating_sub(store))
+    );
 }
 
 /// The allocator's view at the same three moments: what is live against what it keeps, to tell

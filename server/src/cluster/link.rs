@@ -49,6 +49,12 @@ pub enum ClusterEvent {
     },
     /// Everybody online anywhere (id → name), read just after this node's sessions were synced.
     Online(HashMap<String, String>),
+    /// A single-session user logged in elsewhere: these sessions of this node, which had that
+    /// user, no longer do (Redis has taken them off already).
+    LoggedInElsewhere {
+        user: String,
+        sessions: Vec<SessionId>,
+    },
     /// A user came online or went offline somewhere in the cluster.
     Presence {
         user: String,
@@ -74,6 +80,8 @@ enum Op {
         session: SessionId,
         user: UserRef,
         re: Option<u32>,
+        /// Take the user's other sessions away.
+        single: bool,
     },
     Leave {
         session: SessionId,
@@ -122,6 +130,9 @@ struct Published {
     user: String,
     name: String,
     online: bool,
+    /// Sessions (`<node>/<session>`) a single-session login took away.
+    #[serde(default)]
+    kicked: Vec<String>,
 }
 
 impl Cluster {
@@ -189,11 +200,13 @@ impl Cluster {
     /// A session of this node logged in as `user` (with command `re`); answered with
     /// [`ClusterEvent::Joined`] once every node can see it (at once while Redis is away: the
     /// sync that follows its return registers the session).
-    pub fn join(&self, session: SessionId, user: &UserRef, re: Option<u32>) {
+    /// `single`: the user may have one session only, so every other one, on any node, goes.
+    pub fn join(&self, session: SessionId, user: &UserRef, re: Option<u32>, single: bool) {
         let _ = self.ops.send(Op::Join {
             session,
             user: user.clone(),
             re,
+            single,
         });
     }
 
@@ -351,12 +364,18 @@ impl Link {
                 self.decide(op);
                 return;
             }
-            Op::Join { session, user, re } => {
+            Op::Join {
+                session,
+                user,
+                re,
+                single,
+            } => {
                 let joined = scripts::JOIN
                     .arg(node)
                     .arg(session)
                     .arg(&user.id)
                     .arg(&user.name)
+                    .arg(if *single { "1" } else { "0" })
                     .invoke_async::<i64>(&mut self.manager)
                     .await;
                 self.reach.tell(ClusterEvent::Joined {
@@ -513,7 +532,7 @@ impl Link {
                     && channel == ROOMS_CHANNEL.as_bytes()
                 {
                     self.room_signal(payload);
-                } else if let Some(event) = published(&push.data) {
+                } else if let Some(event) = published(&push.data, self.reach.node()) {
                     self.reach.tell(event);
                 }
             }
@@ -540,23 +559,42 @@ impl Link {
     }
 }
 
-/// A published message: `[channel, payload]`.
-fn published(data: &[Value]) -> Option<ClusterEvent> {
+/// A published message: `[channel, payload]`; `node` is this node's name.
+fn published(data: &[Value], node: &str) -> Option<ClusterEvent> {
     let [Value::BulkString(channel), Value::BulkString(payload)] = data else {
         return None;
     };
     let event = if channel == CALLS_CHANNEL.as_bytes() {
         serde_json::from_slice::<CallChange>(payload).map(ClusterEvent::Call)
     } else {
-        serde_json::from_slice::<Published>(payload).map(|p| ClusterEvent::Presence {
-            user: p.user,
-            name: p.name,
-            online: p.online,
-        })
+        serde_json::from_slice::<Published>(payload).map(|p| presence(p, node))
     };
     event
         .inspect_err(|e| tracing::warn!(error = %e, "an unreadable message from Redis"))
         .ok()
+}
+
+/// A presence message as the hub takes it: a change, or sessions of this node taken away.
+fn presence(p: Published, node: &str) -> ClusterEvent {
+    if p.kicked.is_empty() {
+        return ClusterEvent::Presence {
+            user: p.user,
+            name: p.name,
+            online: p.online,
+        };
+    }
+    let sessions = p
+        .kicked
+        .iter()
+        .filter_map(|member| {
+            let (of, session) = member.rsplit_once('/')?;
+            (of == node).then(|| session.parse().ok()).flatten()
+        })
+        .collect();
+    ClusterEvent::LoggedInElsewhere {
+        user: p.user,
+        sessions,
+    }
 }
 
 fn to_json(value: &impl serde::Serialize) -> String {

@@ -5,7 +5,8 @@
 //! any node), `sb:sessions:<user>` (set of
 //! `<node>/<session>`), `sb:node:<node>:users` (hash user → that node's sessions of them),
 //! `sb:nodes` (sorted set: node → the time its heartbeat runs out, ms). Channel:
-//! `sb:presence`, one JSON message per user coming online or going offline.
+//! `sb:presence`, one JSON message per user coming online or going offline, and one per login
+//! that took a single-session user's other sessions away (`kicked`).
 //!
 //! Calls: `sb:call:<id>` (a [`super::shared_call::SharedCall`] as JSON), `sb:calls` (set of
 //! live call ids), `sb:user_calls:<user>` (set), `sb:outgoing:<user>` (the user's one outgoing
@@ -74,10 +75,29 @@ local function drop_node(node, keep)
 end
 "#;
 
-/// ARGV: node, session, user, name.
+/// ARGV: node, session, user, name, and `1` when a user may have one session only: then every
+/// other session of the user, on any node, is taken off, and the ones taken are published on
+/// `sb:presence` as `kicked` (`<node>/<session>` each) for their nodes to log out.
 pub static JOIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{PRELUDE}add(ARGV[1], ARGV[2], ARGV[3], ARGV[4]) return 1"
+        r#"{PRELUDE}
+local node, session, user, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+add(node, session, user, name)
+if ARGV[5] == '1' then
+  local me = node .. '/' .. session
+  local kicked = {{}}
+  for _, member in ipairs(redis.call('SMEMBERS', 'sb:sessions:' .. user)) do
+    if member ~= me then
+      drop(string.match(member, '^(.*)/[^/]*$'), member, user)
+      table.insert(kicked, member)
+    end
+  end
+  if #kicked > 0 then
+    redis.call('PUBLISH', 'sb:presence',
+      cjson.encode({{user = user, name = name, online = true, kicked = kicked}}))
+  end
+end
+return 1"#
     ))
 });
 

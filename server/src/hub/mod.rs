@@ -85,7 +85,7 @@ pub enum LinkAction {
 enum Msg {
     Attach {
         resume: Option<Resume>,
-        outbox: mpsc::Sender<ToClient>,
+        outbox: crate::outbox::Outbox<ToClient>,
         reply: oneshot::Sender<Attached>,
     },
     Request {
@@ -158,7 +158,7 @@ impl Hub {
     pub async fn attach(
         &self,
         resume: Option<Resume>,
-        outbox: mpsc::Sender<ToClient>,
+        outbox: crate::outbox::Outbox<ToClient>,
     ) -> Result<Attached, HubGone> {
         self.ask(|reply| Msg::Attach {
             resume,

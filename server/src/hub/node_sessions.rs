@@ -8,10 +8,10 @@ use std::{
     time::Duration,
 };
 
+use crate::outbox::{Outbox, TrySendError};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;
 use switchboard_proto::{Event, PROTOCOL_VERSION, Resume, close};
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::time::{DelayQueue, delay_queue::Key};
 
 use super::{Attached, Clock, ConnId, SessionId, ToClient, frame};
@@ -61,7 +61,7 @@ struct Kept {
 
 struct Conn {
     id: ConnId,
-    outbox: mpsc::Sender<ToClient>,
+    outbox: Outbox<ToClient>,
 }
 
 /// This node's sessions.
@@ -97,7 +97,7 @@ impl Sessions {
 
     /// Gives a new connection its session: the resumed one if the key is known, else a new one.
     /// The welcome, then any missed events, are queued on `outbox`.
-    pub fn attach(&mut self, resume: Option<Resume>, outbox: mpsc::Sender<ToClient>) -> Attached {
+    pub fn attach(&mut self, resume: Option<Resume>, outbox: Outbox<ToClient>) -> Attached {
         let conn = self.next_id();
         let resumed = resume.and_then(|r| self.keys.get(&r.session).map(|&id| (id, r.last_seq)));
         if let Some((id, _)) = resumed {

@@ -62,24 +62,31 @@ impl Engine {
         Ok(())
     }
 
-    /// Single-session mode: every other session of the user is logged out, as in 2010.
+    /// Single-session mode: every other session of the user on this node is logged out, as in
+    /// 2010. In a cluster, the login's JOIN takes the user's sessions on other nodes away in
+    /// Redis, and their nodes hear it ([`ClusterEvent::LoggedInElsewhere`]).
     fn log_out_elsewhere(&mut self, user: &str, except: SessionId) {
         let others = self.directory.sessions(user);
         for other in others.into_iter().filter(|&s| s != except) {
-            self.directory.leave(other, user);
             if let Some(cluster) = &self.cluster {
                 cluster.leave(other, user);
             }
-            self.sessions.set_user(other, None);
-            self.set_watching(other, Vec::new());
-            self.sessions.deliver(
-                other,
-                None,
-                &Event::LoggedOut {
-                    reason: LogoutReason::Elsewhere,
-                },
-            );
+            self.logged_in_elsewhere(other, user);
         }
+    }
+
+    /// The session loses its user to a login elsewhere; the user stays online there.
+    fn logged_in_elsewhere(&mut self, session: SessionId, user: &str) {
+        self.directory.leave(session, user);
+        self.sessions.set_user(session, None);
+        self.set_watching(session, Vec::new());
+        self.sessions.deliver(
+            session,
+            None,
+            &Event::LoggedOut {
+                reason: LogoutReason::Elsewhere,
+            },
+        );
     }
 
     fn join_user(&mut self, session: SessionId, user: &UserRef, re: Option<u32>) {
@@ -94,7 +101,7 @@ impl Engine {
         }
         match &self.cluster {
             // Whether that brings the user online is for Redis to say, once, to every node.
-            Some(cluster) => cluster.join(session, user, re),
+            Some(cluster) => cluster.join(session, user, re, self.config.single_session),
             None if change == Change::CameOnline => self.presence_changed(&user.id),
             None => {}
         }
@@ -155,6 +162,14 @@ impl Engine {
                     self.presence_changed(&user);
                     if !self.directory.is_online(&user) {
                         self.gone_from_cluster(&user);
+                    }
+                }
+            }
+            ClusterEvent::LoggedInElsewhere { user, sessions } => {
+                for session in sessions {
+                    // Unless it logged out or in as someone else meanwhile.
+                    if self.sessions.user(session) == Some(user.as_str()) {
+                        self.logged_in_elsewhere(session, &user);
                     }
                 }
             }
