@@ -178,7 +178,8 @@ pub fn count_calls(db: &Path) -> anyhow::Result<(u64, u64)> {
     ))
 }
 
-/// What a database holds of the calls placed since a moment (Unix milliseconds).
+/// What a database holds of the calls one run of the tool placed: its users' calls (ids
+/// `<tag>.<n>`) since a moment (Unix milliseconds).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Persisted {
     pub calls: u64,
@@ -189,22 +190,26 @@ pub struct Persisted {
 }
 
 impl Persisted {
-    pub fn read(db: &Path, since_ms: u64) -> anyhow::Result<Persisted> {
+    pub fn read(db: &Path, tag: &str, since_ms: u64) -> anyhow::Result<Persisted> {
         let conn = rusqlite::Connection::open(db)?;
-        let count = |sql: &str| -> anyhow::Result<u64> {
-            let n: i64 = conn.query_row(sql, [since_ms as i64], |row| row.get(0))?;
+        // The tag is letters and digits; `_` and `%` cannot occur in it.
+        let users = format!("{tag}.%");
+        let count = |condition: &str| -> anyhow::Result<u64> {
+            let sql = format!(
+                "SELECT count(*) FROM calls WHERE placed_at >= ?1 AND caller_id LIKE ?2 {condition}"
+            );
+            let n: i64 =
+                conn.query_row(&sql, rusqlite::params![since_ms as i64, users], |row| {
+                    row.get(0)
+                })?;
             Ok(n.try_into()?)
         };
         Ok(Persisted {
-            calls: count("SELECT count(*) FROM calls WHERE placed_at >= ?1")?,
+            calls: count("")?,
             answered_then_ended: count(
-                "SELECT count(*) FROM calls WHERE placed_at >= ?1 AND state = 'ended'
-                 AND answered_at >= placed_at AND ended_at >= answered_at",
+                "AND state = 'ended' AND answered_at >= placed_at AND ended_at >= answered_at",
             )?,
-            live: count(
-                "SELECT count(*) FROM calls WHERE placed_at >= ?1
-                 AND state IN ('ringing', 'answered')",
-            )?,
+            live: count("AND state IN ('ringing', 'answered')")?,
         })
     }
 
@@ -212,13 +217,14 @@ impl Persisted {
     /// `patience` passes, since its last writes may still be on their way to the disk.
     pub async fn settled(
         db: &Path,
+        tag: &str,
         since_ms: u64,
         placed: u64,
         patience: std::time::Duration,
     ) -> anyhow::Result<Persisted> {
         let deadline = std::time::Instant::now() + patience;
         loop {
-            let p = Persisted::read(db, since_ms)?;
+            let p = Persisted::read(db, tag, since_ms)?;
             if p.answered_then_ended >= placed || std::time::Instant::now() >= deadline {
                 return Ok(p);
             }

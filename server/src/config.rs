@@ -463,6 +463,10 @@ pub enum RoomsConfig {
     OpenMeetings(OpenMeetingsConfig),
 }
 
+/// The smallest read buffer a connection gets: a frame larger than the buffer is read in
+/// several reads, so below a typical command's size every frame would take two.
+const MIN_SOCKET_BUFFER: usize = 256;
+
 /// Bounds on what one client can make the server do.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -667,7 +671,7 @@ impl Config {
             rooms,
             limits: Limits {
                 max_message_bytes: s.max_message_bytes,
-                socket_buffer_bytes: s.socket_buffer_bytes.max(1024),
+                socket_buffer_bytes: s.socket_buffer_bytes.max(MIN_SOCKET_BUFFER),
                 send_queue: s.send_queue,
                 replay_events: s.replay_events,
                 timing,

@@ -135,6 +135,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
         let began_ms = unix_ms();
         let setups = target.setups(common, o.sessions, 0, false);
         let workers = setups.len();
+        let tag = setups[0].tag.clone();
         let (mut pool, connected) = Pool::start(setups).await?;
         let c = merge_connected(&connected);
         println!(
@@ -143,14 +144,17 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
         );
         let mut rss_start = target.rss_kib();
         let mut heap_start = target.allocator();
-        // Every call placed in this run, in every stage: each must be recorded.
-        let mut placed = 0;
+        // Every call placed in this run, in every stage, and those the server refused: each
+        // call it took must be recorded, and each the tool completed recorded as completed.
+        let (mut placed, mut refused, mut completed) = (0, 0, 0);
         if o.warmup > 0.0 {
             let rogues = start_misbehaving(&target, common, o.misbehaving);
             let s = stage(&mut pool, workers, o.rate, o.warmup).await?;
             s.print("  warm-up ");
             ok &= s.clean();
             placed += s.placed;
+            refused += s.errors;
+            completed += s.completed;
             if let Some(rogues) = rogues {
                 rogues.stop();
             }
@@ -169,6 +173,8 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             s.print("  ");
             print_cpu(cpu_before, target.cpu_ticks(), s.completed);
             placed += s.placed;
+            refused += s.errors;
+            completed += s.completed;
             // Timed from when each call was due, so the tool falling behind cannot flatter a step.
             let passes = s.clean() && s.ring_scheduled.p99 <= o.p99_ms;
             if !o.ramp {
@@ -202,14 +208,16 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             ok &= no_panics(process);
         }
         if let Some(db) = target.db() {
-            let p = Persisted::settled(&db, began_ms, placed, PERSIST_PATIENCE).await?;
+            let p = Persisted::settled(&db, &tag, began_ms, completed, PERSIST_PATIENCE).await?;
             println!(
-                "  persisted: {} call records for {placed} calls placed: {} answered then ended with their times, {} left ringing or answered",
+                "  persisted: {} call records for {placed} calls placed ({refused} refused, {completed} completed): {} answered then ended with their times, {} left ringing or answered",
                 p.calls, p.answered_then_ended, p.live
             );
-            // A ramp's last step fails by design, and its calls may end any way; each is
-            // still recorded.
-            ok &= p.calls == placed && (o.ramp || (p.answered_then_ended == placed && p.live == 0));
+            // Every call the server took is recorded (a refusal is an error the tool counted);
+            // a ramp's last step fails by design and its calls may end any way.
+            ok &= p.calls <= placed
+                && p.calls + refused >= placed
+                && (o.ramp || (p.answered_then_ended == completed && p.live == 0));
         }
         match best {
             Some(s) => {

@@ -361,6 +361,72 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_call_placed_and_ended_in_one_batch_keeps_its_last_state_and_every_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sb.db");
+        let (store, writer, _) = Store::open(&path, BACKLOG_LIMIT, Instruments::default()).unwrap();
+        let placed = |id: &str| {
+            place(
+                CallId(id.into()),
+                user("ann"),
+                user("bob"),
+                Reachability::Free,
+                1_000,
+                Duration::from_secs(45),
+            )
+            .unwrap()
+            .0
+        };
+        let (whole, split) = (placed("c1"), placed("c2"));
+        let (answered, _) = step(&whole, Input::Answer { by: "bob".into() }, 1_200).unwrap();
+        let (ended, _) = step(&answered, Input::Hangup { by: "ann".into() }, 1_900).unwrap();
+        let (split_answered, _) = step(&split, Input::Answer { by: "bob".into() }, 1_300).unwrap();
+        let record = |call: &Call, links: [&str; 2]| {
+            Write::Insert(Box::new(CallRecord {
+                call: call.clone(),
+                caller_link: links[0].into(),
+                callee_link: links[1].into(),
+            }))
+        };
+        // One batch: c1 from placed to ended; c2 placed only.
+        store.write(record(&whole, ["l1", "l2"]));
+        store.write(record(&split, ["l3", "l4"]));
+        store.write(Write::Update(Box::new(answered.clone())));
+        store.write(Write::Update(Box::new(ended.clone())));
+        store.flush().await.unwrap();
+        // c2's answer in a later batch updates the row it finds.
+        store.write(Write::Update(Box::new(split_answered.clone())));
+        store.flush().await.unwrap();
+        drop(store);
+        writer.join().unwrap();
+
+        assert_eq!(read_call(&path, &whole.id).unwrap().unwrap().call, ended);
+        assert_eq!(
+            read_call(&path, &split.id).unwrap().unwrap().call,
+            split_answered
+        );
+        let conn = Connection::open(&path).unwrap();
+        let events: Vec<(String, i64, String)> = conn
+            .prepare("SELECT call_id, at, state FROM call_events ORDER BY rowid")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let event = |call: &str, at: i64, state: &str| (call.to_string(), at, state.to_string());
+        assert_eq!(
+            events,
+            [
+                event("c1", 1_000, "ringing"),
+                event("c2", 1_000, "ringing"),
+                event("c1", 1_200, "answered"),
+                event("c1", 1_900, "ended"),
+                event("c2", 1_300, "answered"),
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn one_bad_write_does_not_take_its_batch_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sb.db");

@@ -1,11 +1,110 @@
 //! The SQL behind each kind of [`Write`], run inside whatever transaction or savepoint the writer
-//! opened.
+//! opened, and the plan that writes a batch with fewer statements.
+
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, params};
 use switchboard_proto::CallId;
 
 use super::{CallRecord, Write};
-use crate::calls::Millis;
+use crate::calls::{Call, Millis};
+
+/// One statement group of a batch's plan.
+pub(super) enum Step<'w> {
+    /// The write as it is.
+    Write(&'w Write),
+    /// A call placed in this batch, inserted as its last change in the batch left it.
+    Insert {
+        record: &'w CallRecord,
+        now: &'w Call,
+    },
+    /// A change of a call inserted in this batch: its row already holds it; only its event.
+    Event(&'w Call),
+}
+
+/// How to write a batch: a call placed and changed within the batch is inserted once, as it
+/// ended up, instead of inserted and then updated for each change; every change still records
+/// its event, in order. Under load most calls ring, are answered and end within one batch.
+pub(super) fn plan(writes: &[Write]) -> Vec<Step<'_>> {
+    // Calls inserted so far in the batch, and the last change of each after its insert.
+    let mut last: HashMap<&str, Option<&Call>> = HashMap::new();
+    for write in writes {
+        match write {
+            Write::Insert(record) => {
+                last.insert(&record.call.id.0, None);
+            }
+            Write::Update(call) => {
+                if let Some(now) = last.get_mut(call.id.0.as_str()) {
+                    *now = Some(call);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut inserted = HashSet::new();
+    writes
+        .iter()
+        .map(|write| match write {
+            Write::Insert(record) => {
+                inserted.insert(record.call.id.0.as_str());
+                let now = last
+                    .get(record.call.id.0.as_str())
+                    .copied()
+                    .flatten()
+                    .unwrap_or(&record.call);
+                Step::Insert { record, now }
+            }
+            Write::Update(call) if inserted.contains(call.id.0.as_str()) => Step::Event(call),
+            write => Step::Write(write),
+        })
+        .collect()
+}
+
+/// Applies one step of a plan.
+pub(super) fn apply_step(conn: &Connection, step: &Step<'_>) -> rusqlite::Result<()> {
+    match step {
+        Step::Write(write) => apply(conn, write),
+        Step::Insert { record, now } => insert_call(conn, record, now),
+        Step::Event(call) => insert_event(
+            conn,
+            &call.id,
+            call.changed_at(),
+            call.state.as_str(),
+            call.reason.as_deref(),
+        ),
+    }
+}
+
+/// Inserts a call's row with the values of `now` (the record's own call, or a later state of
+/// it), and the event of the state it was placed in.
+fn insert_call(conn: &Connection, record: &CallRecord, now: &Call) -> rusqlite::Result<()> {
+    let CallRecord {
+        call,
+        caller_link,
+        callee_link,
+    } = record;
+    conn.prepare_cached(
+        "INSERT INTO calls (id, caller_id, caller_name, callee_id, callee_name, state,
+            placed_at, ring_deadline, answered_at, ended_at, reason, caller_link, callee_link)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        call.id.0,
+        call.caller.id,
+        call.caller.name,
+        call.callee.id,
+        call.callee.name,
+        now.state.as_str(),
+        call.placed_at,
+        call.ring_deadline,
+        now.answered_at,
+        now.ended_at,
+        now.reason,
+        caller_link,
+        callee_link
+    ])?;
+    insert_event(conn, &call.id, call.placed_at, call.state.as_str(), None)
+}
 
 /// Applies one write. Borrowed, so a batch that fails can be tried again as it was.
 pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
@@ -17,31 +116,7 @@ pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
             )?
             .execute(params![user.id, user.name, at])?;
         }
-        Write::Insert(record) => {
-            let CallRecord {
-                call,
-                caller_link,
-                callee_link,
-            } = &**record;
-            conn.prepare_cached(
-                "INSERT INTO calls (id, caller_id, caller_name, callee_id, callee_name, state,
-                    placed_at, ring_deadline, caller_link, callee_link)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                call.id.0,
-                call.caller.id,
-                call.caller.name,
-                call.callee.id,
-                call.callee.name,
-                call.state.as_str(),
-                call.placed_at,
-                call.ring_deadline,
-                caller_link,
-                callee_link
-            ])?;
-            insert_event(conn, &call.id, call.placed_at, call.state.as_str(), None)?;
-        }
+        Write::Insert(record) => insert_call(conn, record, &record.call)?,
         Write::Update(call) => {
             conn.prepare_cached(
                 "UPDATE calls SET state = ?2, answered_at = ?3, ended_at = ?4, reason = ?5

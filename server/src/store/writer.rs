@@ -8,7 +8,11 @@ use std::{thread, time::Duration};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use tokio::sync::mpsc;
 
-use super::{Op, Write, health::Shared, statements::apply};
+use super::{
+    Op, Write,
+    health::Shared,
+    statements::{apply, apply_step, plan},
+};
 
 /// Most writes committed in one transaction.
 const BATCH: usize = 1_024;
@@ -91,11 +95,11 @@ fn commit(conn: &mut Connection, writes: &[Write], shared: &Shared) {
     }
 }
 
-/// The whole batch in one transaction: the fast path.
+/// The whole batch in one transaction, as planned: the fast path.
 fn write_together(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
     let tx = begin(conn)?;
-    for write in writes {
-        apply(&tx, write)?;
+    for step in plan(writes) {
+        apply_step(&tx, &step)?;
     }
     tx.commit()
 }
