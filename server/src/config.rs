@@ -311,7 +311,7 @@ impl Default for Settings {
             jwt_issuer: None,
             metrics_listen: None,
             max_message_bytes: 4096,
-            socket_buffer_bytes: 1024,
+            socket_buffer_bytes: 256,
             send_queue: 1024,
             replay_events: 64,
             ping_interval: Duration::from_secs(20),

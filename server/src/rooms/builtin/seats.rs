@@ -24,8 +24,11 @@ use super::{
 pub const QUEUE_LEN: usize = 64;
 
 /// How long an ended call's id is remembered, so a page whose link was checked just before the
-/// call ended is told it is over instead of waiting forever for a peer.
-const ENDED_KEPT_FOR: Duration = Duration::from_secs(300);
+/// call ended is told it is over instead of waiting forever for a peer. The link is checked
+/// as the page's socket is upgraded, so this only has to outlast an upgrade; every call's id is
+/// kept this long, so at a thousand calls a second it costs some ten megabytes while calls
+/// end, and nothing once they stop.
+const ENDED_KEPT_FOR: Duration = Duration::from_secs(60);
 
 /// What a session writes to its socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -273,6 +276,7 @@ impl Seats {
     /// Seats a newly connected page of `role` in `call`'s room; `None` if the call is over.
     pub fn join(&self, call: &CallId, role: Role) -> Option<Seat> {
         let mut state = self.lock();
+        state.forget_ended(Instant::now());
         if state.ended.contains_key(call) {
             return None;
         }
@@ -401,9 +405,18 @@ impl Seats {
 
 impl Rooms {
     fn close(&mut self, call: &CallId, now: Instant, reason_for: impl Fn(Role) -> EndReason) {
-        // Forgetting old ids here keeps the memory bounded by the calls of the last minutes;
-        // only the expired ones are visited, so a busy server does not rescan minutes of calls
-        // on every call that ends.
+        self.forget_ended(now);
+        self.ended.insert(call.clone(), now);
+        self.ended_order.push_back((now, call.clone()));
+        if let Some(mut room) = self.rooms.remove(call) {
+            room.close_all(reason_for);
+        }
+    }
+
+    /// Forgets the ids of calls that ended longer than [`ENDED_KEPT_FOR`] ago. Only the expired
+    /// ones are visited, so a busy server does not rescan a minute of calls on every call that
+    /// ends; once most are gone the tables give their room back, so a busy spell leaves nothing.
+    fn forget_ended(&mut self, now: Instant) {
         while let Some((at, _)) = self.ended_order.front()
             && now.saturating_duration_since(*at) >= ENDED_KEPT_FOR
         {
@@ -413,10 +426,9 @@ impl Rooms {
                 self.ended.remove(&old);
             }
         }
-        self.ended.insert(call.clone(), now);
-        self.ended_order.push_back((now, call.clone()));
-        if let Some(mut room) = self.rooms.remove(call) {
-            room.close_all(reason_for);
+        if self.ended.capacity() > 4 * self.ended.len() + 1024 {
+            self.ended.shrink_to_fit();
+            self.ended_order.shrink_to_fit();
         }
     }
 }
