@@ -83,6 +83,8 @@ pub struct CallsDone {
     /// From the first call's scheduled time to the last completion (or the end of placing,
     /// whichever is later): the time the counted work took.
     pub seconds: f64,
+    /// The time calls were being placed.
+    pub placing_seconds: f64,
     /// From the command's sending to the callee's event.
     pub ring: Histogram,
     /// From the command's scheduled time (`start + n / rate`) to the callee's event: what a

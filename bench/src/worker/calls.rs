@@ -63,6 +63,7 @@ pub async fn run(shared: &Shared, rate: f64, length: Duration) -> CallsDone {
         error_codes: shared.error_codes.borrow().clone(),
         dropped: shared.counters.dropped.get(),
         seconds: seconds.as_secs_f64(),
+        placing_seconds: placing.as_secs_f64(),
         ring: shared.ring.borrow().clone(),
         ring_scheduled: shared.ring_scheduled.borrow().clone(),
         ring_same_node: shared.ring_same_node.borrow().clone(),

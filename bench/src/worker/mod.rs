@@ -77,6 +77,7 @@ fn start(setup: Setup) -> Rc<Shared> {
                 tx,
                 sent_at: Cell::new(None),
                 scheduled_at: Cell::new(None),
+                calling: Cell::new(None),
                 changes: RefCell::default(),
                 answered_at: Cell::new(None),
                 online: Cell::new(false),

@@ -16,6 +16,8 @@ use crate::{identity, net};
 
 /// The command id of the opening `watch`.
 const WATCH_ID: u32 = 1;
+/// The command id of every `call`: a refusal names it, so the tool frees both users again.
+const CALL_ID: u32 = 2;
 
 /// How long one login may take before it counts as failed.
 const LOGIN_PATIENCE: Duration = Duration::from_secs(30);
@@ -195,14 +197,21 @@ async fn serve(
                 };
                 let online = !matches!(command, Command::Logout);
                 user.online.set(online);
+                let frame = match cmd {
+                    Cmd::Call(to, _) => {
+                        user.calling.set(Some(to));
+                        ClientFrame::with_id(CALL_ID, command)
+                    }
+                    Cmd::Toggle(_) => ClientFrame::new(command),
+                };
                 // The clock starts as the command leaves, after encoding and signing.
                 let sent = Instant::now();
                 user.sent_at.set(Some(sent));
                 user.scheduled_at.set(Some(scheduled));
-                if shared.mode.get() == Mode::Presence && !matches!(command, Command::Call { .. }) {
+                if shared.mode.get() == Mode::Presence && matches!(cmd, Cmd::Toggle(_)) {
                     user.changes.borrow_mut().push(Change { scheduled, sent, online });
                 }
-                send(ws, command).await?;
+                send_frame(ws, frame).await?;
             }
         }
     }
@@ -275,6 +284,13 @@ fn react(shared: &Shared, me: usize, frame: ServerFrame) -> Option<Command> {
         }
         Event::Error { code, .. } => {
             shared.error(format!("{code:?}"));
+            // A refused call never happened: its two users are free to call again.
+            if frame.re == Some(CALL_ID)
+                && mode == Mode::Calls
+                && let Some(callee) = shared.users[me].calling.take()
+            {
+                shared.free.borrow_mut().extend([me, callee]);
+            }
             None
         }
         _ => None,

@@ -56,6 +56,8 @@ pub struct User {
     /// When this user last placed a call, and when that call was due.
     pub sent_at: Cell<Option<Instant>>,
     pub scheduled_at: Cell<Option<Instant>>,
+    /// The user this one last called (a worker index), until the call is refused.
+    pub calling: Cell<Option<usize>>,
     /// The presence changes this user made in the current job, in order.
     pub changes: RefCell<Vec<Change>>,
     /// When this user (as callee) last answered.
