@@ -302,6 +302,28 @@ mod tests {
         }
     }
 
+    /// Ann's call to Bob, ringing since 1,000.
+    fn ringing(id: &str) -> Call {
+        place(
+            CallId(id.into()),
+            user("ann"),
+            user("bob"),
+            Reachability::Free,
+            1_000,
+            Duration::from_secs(45),
+        )
+        .unwrap()
+        .0
+    }
+
+    fn record(call: &Call, links: [&str; 2]) -> Write {
+        Write::Insert(Box::new(CallRecord {
+            call: call.clone(),
+            caller_link: links[0].into(),
+            callee_link: links[1].into(),
+        }))
+    }
+
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
@@ -365,29 +387,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sb.db");
         let (store, writer, _) = Store::open(&path, BACKLOG_LIMIT, Instruments::default()).unwrap();
-        let placed = |id: &str| {
-            place(
-                CallId(id.into()),
-                user("ann"),
-                user("bob"),
-                Reachability::Free,
-                1_000,
-                Duration::from_secs(45),
-            )
-            .unwrap()
-            .0
-        };
-        let (whole, split) = (placed("c1"), placed("c2"));
+        let (whole, split) = (ringing("c1"), ringing("c2"));
         let (answered, _) = step(&whole, Input::Answer { by: "bob".into() }, 1_200).unwrap();
         let (ended, _) = step(&answered, Input::Hangup { by: "ann".into() }, 1_900).unwrap();
         let (split_answered, _) = step(&split, Input::Answer { by: "bob".into() }, 1_300).unwrap();
-        let record = |call: &Call, links: [&str; 2]| {
-            Write::Insert(Box::new(CallRecord {
-                call: call.clone(),
-                caller_link: links[0].into(),
-                callee_link: links[1].into(),
-            }))
-        };
         // One batch: c1 from placed to ended; c2 placed only.
         store.write(record(&whole, ["l1", "l2"]));
         store.write(record(&split, ["l3", "l4"]));
@@ -433,26 +436,7 @@ mod tests {
         let instruments = Instruments::default();
         let errors = instruments.errors.clone();
         let (store, writer, _) = Store::open(&path, BACKLOG_LIMIT, instruments).unwrap();
-        let call = |id: &str| {
-            place(
-                CallId(id.into()),
-                user("ann"),
-                user("bob"),
-                Reachability::Free,
-                1_000,
-                Duration::from_secs(45),
-            )
-            .unwrap()
-            .0
-        };
-        let record = |call: &Call, links: [&str; 2]| {
-            Write::Insert(Box::new(CallRecord {
-                call: call.clone(),
-                caller_link: links[0].into(),
-                callee_link: links[1].into(),
-            }))
-        };
-        let (first, second, never) = (call("c1"), call("c2"), call("c3"));
+        let (first, second, never) = (ringing("c1"), ringing("c2"), ringing("c3"));
         let (answered, _) = step(&first, Input::Answer { by: "bob".into() }, 1_500).unwrap();
 
         // Queued together, so the writer takes them as one batch.

@@ -75,20 +75,48 @@ pub(super) fn apply_step(conn: &Connection, step: &Step<'_>) -> rusqlite::Result
     }
 }
 
+/// A call's whole row.
+const INSERT_CALL: &str = "INSERT INTO calls (id, caller_id, caller_name, callee_id, callee_name,
+        state, placed_at, ring_deadline, answered_at, ended_at, reason, caller_link, callee_link)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+/// A call's whole row, or its state over an earlier one: a final state stays final, and an
+/// answer does not go back to ringing.
+const UPSERT_CALL: &str = "INSERT INTO calls (id, caller_id, caller_name, callee_id, callee_name,
+        state, placed_at, ring_deadline, answered_at, ended_at, reason, caller_link, callee_link)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+     ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+        answered_at = excluded.answered_at, ended_at = excluded.ended_at,
+        reason = excluded.reason
+     WHERE calls.state = 'ringing'
+        OR (calls.state = 'answered' AND excluded.state NOT IN ('ringing', 'answered'))";
+
 /// Inserts a call's row with the values of `now` (the record's own call, or a later state of
 /// it), and the event of the state it was placed in.
 fn insert_call(conn: &Connection, record: &CallRecord, now: &Call) -> rusqlite::Result<()> {
+    write_row(conn, INSERT_CALL, record, now)?;
+    insert_event(
+        conn,
+        &record.call.id,
+        record.call.placed_at,
+        record.call.state.as_str(),
+        None,
+    )
+}
+
+/// Runs `sql` ([`INSERT_CALL`] or [`UPSERT_CALL`]) with the record's row as `now` has it.
+fn write_row(
+    conn: &Connection,
+    sql: &str,
+    record: &CallRecord,
+    now: &Call,
+) -> rusqlite::Result<()> {
     let CallRecord {
         call,
         caller_link,
         callee_link,
     } = record;
-    conn.prepare_cached(
-        "INSERT INTO calls (id, caller_id, caller_name, callee_id, callee_name, state,
-            placed_at, ring_deadline, answered_at, ended_at, reason, caller_link, callee_link)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?
-    .execute(params![
+    conn.prepare_cached(sql)?.execute(params![
         call.id.0,
         call.caller.id,
         call.caller.name,
@@ -103,7 +131,7 @@ fn insert_call(conn: &Connection, record: &CallRecord, now: &Call) -> rusqlite::
         caller_link,
         callee_link
     ])?;
-    insert_event(conn, &call.id, call.placed_at, call.state.as_str(), None)
+    Ok(())
 }
 
 /// Applies one write. Borrowed, so a batch that fails can be tried again as it was.
@@ -140,38 +168,9 @@ pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
             )?;
         }
         Write::Upsert(record) => {
-            let CallRecord {
-                call,
-                caller_link,
-                callee_link,
-            } = &**record;
+            let call = &record.call;
             // A final state stays final, and an answer does not go back to ringing.
-            conn.prepare_cached(
-                "INSERT INTO calls (id, caller_id, caller_name, callee_id, callee_name, state,
-                    placed_at, ring_deadline, answered_at, ended_at, reason, caller_link,
-                    callee_link)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                 ON CONFLICT (id) DO UPDATE SET state = excluded.state,
-                    answered_at = excluded.answered_at, ended_at = excluded.ended_at,
-                    reason = excluded.reason
-                 WHERE calls.state = 'ringing'
-                    OR (calls.state = 'answered' AND excluded.state NOT IN ('ringing', 'answered'))",
-            )?
-            .execute(params![
-                call.id.0,
-                call.caller.id,
-                call.caller.name,
-                call.callee.id,
-                call.callee.name,
-                call.state.as_str(),
-                call.placed_at,
-                call.ring_deadline,
-                call.answered_at,
-                call.ended_at,
-                call.reason,
-                caller_link,
-                callee_link
-            ])?;
+            write_row(conn, UPSERT_CALL, record, call)?;
             // The same change may come twice (a node that took over another's unfinished
             // writes): each state is recorded once.
             let at = call.changed_at();
