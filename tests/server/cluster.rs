@@ -688,14 +688,19 @@ async fn records_a_dead_node_took_and_never_wrote_are_written_by_another() {
             vec!["ended".into()]
         )]
     );
-    let pending: redis::Value = redis::cmd("XPENDING")
-        .arg(&["sb:records", "writers"])
-        .query(&mut conn)
-        .unwrap();
-    match pending {
-        redis::Value::Array(fields) => assert_eq!(fields[0], redis::Value::Int(0), "acknowledged"),
-        other => panic!("unexpected XPENDING reply {other:?}"),
-    }
+    // Acknowledged once the database has committed it, which is just after it shows.
+    crate::store::until("the record to be acknowledged", || {
+        let pending: redis::Value = redis::cmd("XPENDING")
+            .arg(&["sb:records", "writers"])
+            .query(&mut conn)
+            .unwrap();
+        let acknowledged = match pending {
+            redis::Value::Array(fields) => fields[0] == redis::Value::Int(0),
+            other => panic!("unexpected XPENDING reply {other:?}"),
+        };
+        async move { acknowledged }
+    })
+    .await;
 }
 
 #[tokio::test]
