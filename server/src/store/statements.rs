@@ -1,79 +1,11 @@
 //! The SQL behind each kind of [`Write`], run inside whatever transaction or savepoint the writer
-//! opened, and the plan that writes a batch with fewer statements.
-
-use std::collections::{HashMap, HashSet};
+//! opened.
 
 use rusqlite::{Connection, params};
 use switchboard_proto::CallId;
 
 use super::{CallRecord, Write};
 use crate::calls::{Call, Millis};
-
-/// One statement group of a batch's plan.
-pub(super) enum Step<'w> {
-    /// The write as it is.
-    Write(&'w Write),
-    /// A call placed in this batch, inserted as its last change in the batch left it.
-    Insert {
-        record: &'w CallRecord,
-        now: &'w Call,
-    },
-    /// A change of a call inserted in this batch: its row already holds it; only its event.
-    Event(&'w Call),
-}
-
-/// How to write a batch: a call placed and changed within the batch is inserted once, as it
-/// ended up, instead of inserted and then updated for each change; every change still records
-/// its event, in order. Under load most calls ring, are answered and end within one batch.
-pub(super) fn plan(writes: &[Write]) -> Vec<Step<'_>> {
-    // Calls inserted so far in the batch, and the last change of each after its insert.
-    let mut last: HashMap<&str, Option<&Call>> = HashMap::new();
-    for write in writes {
-        match write {
-            Write::Insert(record) => {
-                last.insert(&record.call.id.0, None);
-            }
-            Write::Update(call) => {
-                if let Some(now) = last.get_mut(call.id.0.as_str()) {
-                    *now = Some(call);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut inserted = HashSet::new();
-    writes
-        .iter()
-        .map(|write| match write {
-            Write::Insert(record) => {
-                inserted.insert(record.call.id.0.as_str());
-                let now = last
-                    .get(record.call.id.0.as_str())
-                    .copied()
-                    .flatten()
-                    .unwrap_or(&record.call);
-                Step::Insert { record, now }
-            }
-            Write::Update(call) if inserted.contains(call.id.0.as_str()) => Step::Event(call),
-            write => Step::Write(write),
-        })
-        .collect()
-}
-
-/// Applies one step of a plan.
-pub(super) fn apply_step(conn: &Connection, step: &Step<'_>) -> rusqlite::Result<()> {
-    match step {
-        Step::Write(write) => apply(conn, write),
-        Step::Insert { record, now } => insert_call(conn, record, now),
-        Step::Event(call) => insert_event(
-            conn,
-            &call.id,
-            call.changed_at(),
-            call.state.as_str(),
-            call.reason.as_deref(),
-        ),
-    }
-}
 
 /// A call's whole row.
 const INSERT_CALL: &str = "INSERT INTO calls (id, caller_id, caller_name, callee_id, callee_name,
@@ -91,10 +23,9 @@ const UPSERT_CALL: &str = "INSERT INTO calls (id, caller_id, caller_name, callee
      WHERE calls.state = 'ringing'
         OR (calls.state = 'answered' AND excluded.state NOT IN ('ringing', 'answered'))";
 
-/// Inserts a call's row with the values of `now` (the record's own call, or a later state of
-/// it), and the event of the state it was placed in.
-fn insert_call(conn: &Connection, record: &CallRecord, now: &Call) -> rusqlite::Result<()> {
-    write_row(conn, INSERT_CALL, record, now)?;
+/// Inserts a call's row, and the event of the state it was placed in.
+fn insert_call(conn: &Connection, record: &CallRecord) -> rusqlite::Result<()> {
+    write_row(conn, INSERT_CALL, record, &record.call)?;
     insert_event(
         conn,
         &record.call.id,
@@ -144,7 +75,7 @@ pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
             )?
             .execute(params![user.id, user.name, at])?;
         }
-        Write::Insert(record) => insert_call(conn, record, &record.call)?,
+        Write::Insert(record) => insert_call(conn, record)?,
         Write::Update(call) => {
             conn.prepare_cached(
                 "UPDATE calls SET state = ?2, answered_at = ?3, ended_at = ?4, reason = ?5

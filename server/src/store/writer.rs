@@ -8,11 +8,7 @@ use std::{thread, time::Duration};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use tokio::sync::mpsc;
 
-use super::{
-    Op, Write,
-    health::Shared,
-    statements::{apply, apply_step, plan},
-};
+use super::{Op, Write, health::Shared, statements::apply};
 
 /// Most writes committed in one transaction.
 const BATCH: usize = 1_024;
@@ -95,11 +91,11 @@ fn commit(conn: &mut Connection, writes: &[Write], shared: &Shared) {
     }
 }
 
-/// The whole batch in one transaction, as planned: the fast path.
+/// The whole batch in one transaction: the fast path.
 fn write_together(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
     let tx = begin(conn)?;
-    for step in plan(writes) {
-        apply_step(&tx, &step)?;
+    for write in writes {
+        apply(&tx, write)?;
     }
     tx.commit()
 }
