@@ -25,6 +25,22 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// The server the flags ask for (`--server-bin`, `--jwt-secret`), with `env` first and the
+    /// flags' `--server-env` settings after it, so those win.
+    pub fn from_flags(common: &crate::cli::Common, env: Vec<(String, String)>) -> Launch {
+        Launch {
+            bin: common
+                .server_bin
+                .clone()
+                .unwrap_or_else(Launch::default_bin),
+            jwt_secret: common.jwt_secret.clone(),
+            env: env
+                .into_iter()
+                .chain(common.server_env.iter().cloned())
+                .collect(),
+        }
+    }
+
     /// The server binary next to this tool's own (both live in `target/<profile>/`).
     pub fn default_bin() -> PathBuf {
         std::env::current_exe()

@@ -72,14 +72,7 @@ impl Target {
         let dir = tempfile::Builder::new()
             .prefix("switchboard-bench")
             .tempdir()?;
-        let launch = Launch {
-            bin: common
-                .server_bin
-                .clone()
-                .unwrap_or_else(Launch::default_bin),
-            jwt_secret: common.jwt_secret.clone(),
-            env: common.server_env.clone(),
-        };
+        let launch = Launch::from_flags(common, Vec::new());
         let addr = server::free_addr()?;
         let process = Process::start(&launch, addr, &dir.path().join("switchboard.db"))?;
         Ok(Target {

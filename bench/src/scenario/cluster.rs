@@ -197,23 +197,16 @@ fn start_nodes(
     dir: &Path,
     db: &Path,
 ) -> anyhow::Result<Vec<Process>> {
-    let launch = Launch {
-        bin: common
-            .server_bin
-            .clone()
-            .unwrap_or_else(Launch::default_bin),
-        jwt_secret: common.jwt_secret.clone(),
-        env: [
+    let launch = Launch::from_flags(
+        common,
+        vec![
             ("SWITCHBOARD_REDIS_URL".to_string(), redis.url()),
             (
                 "SWITCHBOARD_NODE_TIMEOUT".to_string(),
                 NODE_TIMEOUT.to_string(),
             ),
-        ]
-        .into_iter()
-        .chain(common.server_env.iter().cloned())
-        .collect(),
-    };
+        ],
+    );
     (0..count)
         .map(|i| {
             let log = dir.join(format!("node{i}.log"));
