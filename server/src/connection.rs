@@ -23,8 +23,10 @@ use crate::{
 
 /// How long a new connection has to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Refusals in a row for going over budget before the connection is closed: a client that
-/// backs off when told never gets near it, one that ignores the refusals is flooding.
+/// Refusals for going over budget that a connection may collect before it is closed. They are
+/// forgiven at one a second: a client that backs off when told never gets near it, while one
+/// that keeps sending faster than its budget is flooding, even at a steady few times the rate
+/// that lets some of its messages through.
 const RATE_STRIKES: u32 = 20;
 /// `watch` commands one connection may send at once before the per-minute rate applies.
 const WATCH_BURST: u32 = 5;
@@ -172,7 +174,7 @@ where
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut budget = Budget::new(&ctx.limits);
+    let budget = Budget::new(&ctx.limits);
     loop {
         let message = match socket.next(events.recv()).await {
             Ok(Next::Frame(message)) => message,
@@ -213,9 +215,8 @@ where
         if !within_budget {
             // Refused here, so a flood never reaches the hub.
             ctx.metrics.refused(ErrorCode::RateLimited);
-            budget.strikes += 1;
             let error = unsequenced_error(re, ErrorCode::RateLimited);
-            if budget.strikes >= RATE_STRIKES {
+            if budget.strikes.check().is_err() {
                 return goodbye(socket, error, 1008, "too many messages").await;
             }
             if let Err(end) = socket.send(error).await {
@@ -223,7 +224,6 @@ where
             }
             continue;
         }
-        budget.strikes = 0;
         if let Request::Refused(code) = request
             && is_fatal(code)
         {
@@ -247,8 +247,8 @@ where
 struct Budget {
     messages: Option<DefaultDirectRateLimiter>,
     watches: Option<DefaultDirectRateLimiter>,
-    /// Refusals in a row.
-    strikes: u32,
+    /// Refusals not yet forgiven.
+    strikes: DefaultDirectRateLimiter,
 }
 
 impl Budget {
@@ -264,7 +264,10 @@ impl Budget {
         Self {
             messages,
             watches,
-            strikes: 0,
+            strikes: RateLimiter::direct(
+                Quota::per_second(NonZeroU32::MIN)
+                    .allow_burst(NonZeroU32::new(RATE_STRIKES).unwrap_or(NonZeroU32::MIN)),
+            ),
         }
     }
 

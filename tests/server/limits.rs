@@ -146,6 +146,54 @@ async fn a_flooding_client_is_refused_then_closed_while_a_call_rings_on_time() {
 }
 
 #[tokio::test]
+async fn a_client_that_keeps_sending_a_few_times_its_rate_is_closed() {
+    let server = TestServer::start_with(|s| {
+        s.messages_per_second = 10;
+        s.message_burst = 10;
+    })
+    .await;
+    let mut client = server.client().await;
+    let (mut accepted, mut refused) = (0, 0);
+    let start = Instant::now();
+    // Four times the rate, steadily: every fourth message fits the budget, so the refusals
+    // never run twenty in a row, yet the client never backs off.
+    let close = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still open after {accepted} accepted and {refused} refused messages"
+        );
+        if client.ws.send(Message::Text("x".into())).await.is_err() {
+            break None;
+        }
+        match client.try_next(Duration::from_secs(5)).await {
+            Some(Ok(frame)) => match frame.ev {
+                Event::Error {
+                    code: ErrorCode::RateLimited,
+                    ..
+                } => refused += 1,
+                Event::Error {
+                    code: ErrorCode::BadFrame,
+                    ..
+                } => accepted += 1,
+                other => panic!("unexpected {other:?}"),
+            },
+            Some(Err(code)) => break code,
+            None => panic!("no answer to a frame"),
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(close, Some(1008));
+    assert!(
+        accepted > 10,
+        "{accepted} accepted: the budget refilled between refusals"
+    );
+    eprintln!(
+        "closed after {accepted} accepted and {refused} refused in {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_watch_flood_is_refused_before_other_messages_are() {
     let server = TestServer::start_with(|s| s.watches_per_minute = 2).await;
     let mut ann = server.user("ann").await;

@@ -12,7 +12,7 @@ use crate::common::{TestServer, postgres::PostgresServer, redis::RedisServer};
 fn recorded(pg: &PostgresServer, db: &str) -> Vec<(String, String)> {
     pg.query(
         db,
-        "SELECT c.state, string_agg(e.state, ',' ORDER BY e.at, e.ctid)
+        "SELECT c.state, string_agg(e.state, ',' ORDER BY e.at, e.step)
          FROM calls c JOIN call_events e ON e.call_id = c.id GROUP BY c.id, c.state
          ORDER BY min(c.placed_at)",
     )

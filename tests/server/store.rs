@@ -73,7 +73,7 @@ fn stored(db: &Path, call: &CallId) -> Option<Stored> {
         )
         .ok()?;
     let events = conn
-        .prepare("SELECT state FROM call_events WHERE call_id = ?1 ORDER BY rowid")
+        .prepare("SELECT state FROM call_events WHERE call_id = ?1 ORDER BY at, step")
         .unwrap()
         .query_map([&call.0], |row| row.get(0))
         .unwrap()

@@ -142,8 +142,13 @@ impl Writer {
     }
 }
 
+/// The schema's versions, in order (SQLite's `user_version`); a database is brought to the last,
+/// which the top-level `schema.sql` shows whole.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../../schema.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/1.sql")),
+        M::up(include_str!("migrations/2.sql")),
+    ])
 }
 
 impl Store {
@@ -329,6 +334,136 @@ mod tests {
         migrations().validate().unwrap();
     }
 
+    /// Every table, index and view with its columns, as SQLite describes them.
+    fn layout(conn: &Connection) -> Vec<String> {
+        let objects: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'
+                 ORDER BY type, name",
+            )
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut layout = Vec::new();
+        for (kind, name) in objects {
+            let pragma = if kind == "index" {
+                "index_xinfo"
+            } else {
+                "table_xinfo"
+            };
+            let columns: Vec<String> = conn
+                .prepare(&format!("SELECT * FROM pragma_{pragma}(?1)"))
+                .unwrap()
+                .query_map([&name], |row| {
+                    let count = row.as_ref().column_count();
+                    (0..count)
+                        .map(|i| {
+                            row.get::<_, rusqlite::types::Value>(i)
+                                .map(|v| format!("{v:?}"))
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .map(|values| values.join(" "))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            layout.push(format!("{kind} {name}: {}", columns.join(", ")));
+        }
+        let foreign: Vec<String> = conn
+            .prepare(
+                "SELECT \"table\", \"from\", \"to\" FROM pragma_foreign_key_list('call_notes')",
+            )
+            .unwrap()
+            .query_map([], |row| {
+                Ok(format!(
+                    "{}{}{}",
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        layout.push(format!("call_notes references {foreign:?}"));
+        layout
+    }
+
+    #[test]
+    fn the_migrations_build_the_schema_that_schema_sql_shows() {
+        let mut migrated = Connection::open_in_memory().unwrap();
+        migrations().to_latest(&mut migrated).unwrap();
+        let shown = Connection::open_in_memory().unwrap();
+        shown
+            .execute_batch(include_str!("../../../schema.sql"))
+            .unwrap();
+        assert_eq!(layout(&migrated), layout(&shown));
+        let version: i64 = migrated
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert!(
+            include_str!("../../../schema.sql").contains(&format!("(version {version},")),
+            "schema.sql names version {version}"
+        );
+    }
+
+    #[test]
+    fn a_version_1_database_keeps_its_calls_and_their_history() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("migrations/1.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO calls VALUES ('c1', 'ann', 'Ann', 'bob', 'Bob', 'ended', 1000, 46000,
+                 1200, 1900, 'Ann hung up', 'l1', 'l2');
+             INSERT INTO calls VALUES ('c2', 'ann', 'Ann', 'bob', 'Bob', 'ringing', 2000, 47000,
+                 NULL, NULL, NULL, 'l3', 'l4');
+             INSERT INTO call_events VALUES ('c1', 1000, 'ringing', NULL),
+                 ('c1', 1200, 'answered', NULL), ('c1', 1500, 'note', 'the room was slow'),
+                 ('c1', 1900, 'ended', 'Ann hung up'), ('c2', 2000, 'ringing', NULL);",
+        )
+        .unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+
+        let events: Vec<(String, i64, String, Option<String>)> = conn
+            .prepare(
+                "SELECT call_id, at, state, detail FROM call_events ORDER BY call_id, at, step",
+            )
+            .unwrap()
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let event = |call: &str, at: i64, state: &str, detail: Option<&str>| {
+            (
+                call.to_string(),
+                at,
+                state.to_string(),
+                detail.map(String::from),
+            )
+        };
+        assert_eq!(
+            events,
+            [
+                event("c1", 1_000, "ringing", None),
+                event("c1", 1_200, "answered", None),
+                event("c1", 1_500, "note", Some("the room was slow")),
+                event("c1", 1_900, "ended", Some("Ann hung up")),
+                event("c2", 2_000, "ringing", None),
+            ]
+        );
+        let live = load(&conn).unwrap().live_calls;
+        assert_eq!(live.len(), 1);
+        assert_eq!(
+            (live[0].call.id.0.as_str(), live[0].callee_link.as_str()),
+            ("c2", "l4")
+        );
+    }
+
     #[tokio::test]
     async fn calls_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -410,7 +545,7 @@ mod tests {
         );
         let conn = Connection::open(&path).unwrap();
         let events: Vec<(String, i64, String)> = conn
-            .prepare("SELECT call_id, at, state FROM call_events ORDER BY rowid")
+            .prepare("SELECT call_id, at, state FROM call_events ORDER BY call_id, at, step")
             .unwrap()
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .unwrap()
@@ -421,9 +556,9 @@ mod tests {
             events,
             [
                 event("c1", 1_000, "ringing"),
-                event("c2", 1_000, "ringing"),
                 event("c1", 1_200, "answered"),
                 event("c1", 1_900, "ended"),
+                event("c2", 1_000, "ringing"),
                 event("c2", 1_300, "answered"),
             ]
         );
@@ -441,10 +576,10 @@ mod tests {
 
         // Queued together, so the writer takes them as one batch.
         store.write(record(&first, ["l1", "l2"]));
-        // An update of a call whose insert never landed: its event breaks the foreign key.
+        // An update of a call whose insert never landed: there is no row to change.
         store.write(Write::Update(Box::new(never.clone())));
-        // A second call reusing the first one's link: a unique constraint.
-        store.write(record(&second, ["l1", "l3"]));
+        // The first call inserted again: its primary key.
+        store.write(record(&first, ["l6", "l7"]));
         store.write(Write::Update(Box::new(answered.clone())));
         store.write(record(&second, ["l4", "l5"]));
 
@@ -457,7 +592,8 @@ mod tests {
         );
         drop(store);
         assert!(matches!(writer.join(), Err(StoreError::Lost(2))));
-        assert_eq!(read_call(&path, &first.id).unwrap().unwrap().call, answered);
+        let kept = read_call(&path, &first.id).unwrap().unwrap();
+        assert_eq!((kept.call, kept.caller_link.as_str()), (answered, "l1"));
         assert_eq!(read_call(&path, &second.id).unwrap().unwrap().call, second);
         assert_eq!(read_call(&path, &never.id).unwrap(), None);
         let events: i64 = Connection::open(&path)

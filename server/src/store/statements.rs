@@ -1,11 +1,9 @@
 //! The SQL behind each kind of [`Write`], run inside whatever transaction or savepoint the writer
 //! opened.
 
-use rusqlite::{Connection, params};
-use switchboard_proto::CallId;
-
 use super::{CallRecord, Write};
-use crate::calls::{Call, Millis};
+use crate::calls::Call;
+use rusqlite::{Connection, params};
 
 /// A call's whole row.
 const INSERT_CALL: &str = "INSERT INTO calls (id, caller_id, caller_name, callee_id, callee_name,
@@ -22,18 +20,6 @@ const UPSERT_CALL: &str = "INSERT INTO calls (id, caller_id, caller_name, callee
         reason = excluded.reason
      WHERE calls.state = 'ringing'
         OR (calls.state = 'answered' AND excluded.state NOT IN ('ringing', 'answered'))";
-
-/// Inserts a call's row, and the event of the state it was placed in.
-fn insert_call(conn: &Connection, record: &CallRecord) -> rusqlite::Result<()> {
-    write_row(conn, INSERT_CALL, record, &record.call)?;
-    insert_event(
-        conn,
-        &record.call.id,
-        record.call.placed_at,
-        record.call.state.as_str(),
-        None,
-    )
-}
 
 /// Runs `sql` ([`INSERT_CALL`] or [`UPSERT_CALL`]) with the record's row as `now` has it.
 fn write_row(
@@ -75,66 +61,37 @@ pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
             )?
             .execute(params![user.id, user.name, at])?;
         }
-        Write::Insert(record) => insert_call(conn, record)?,
+        Write::Insert(record) => write_row(conn, INSERT_CALL, record, &record.call)?,
         Write::Update(call) => {
-            conn.prepare_cached(
-                "UPDATE calls SET state = ?2, answered_at = ?3, ended_at = ?4, reason = ?5
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                call.id.0,
-                call.state.as_str(),
-                call.answered_at,
-                call.ended_at,
-                call.reason
-            ])?;
-            let at = call.changed_at();
-            // A call that never reached the table fails here, on the event's foreign key.
-            insert_event(
-                conn,
-                &call.id,
-                at,
-                call.state.as_str(),
-                call.reason.as_deref(),
-            )?;
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE calls SET state = ?2, answered_at = ?3, ended_at = ?4, reason = ?5
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    call.id.0,
+                    call.state.as_str(),
+                    call.answered_at,
+                    call.ended_at,
+                    call.reason
+                ])?;
+            if changed == 0 {
+                // The call's insert was lost: this change is lost with it, and said so.
+                return Err(rusqlite::Error::QueryReturnedNoRows);
+            }
         }
-        Write::Upsert(record) => {
-            let call = &record.call;
-            // A final state stays final, and an answer does not go back to ringing.
-            write_row(conn, UPSERT_CALL, record, call)?;
-            // The same change may come twice (a node that took over another's unfinished
-            // writes): each state is recorded once.
-            let at = call.changed_at();
-            conn.prepare_cached(
-                "INSERT INTO call_events (call_id, at, state, detail)
-                 SELECT ?1, ?2, ?3, ?4
-                 WHERE NOT EXISTS (SELECT 1 FROM call_events WHERE call_id = ?1 AND state = ?3)",
-            )?
-            .execute(params![call.id.0, at, call.state.as_str(), call.reason])?;
-        }
+        // A final state stays final, and an answer does not go back to ringing; the same
+        // change may come twice (a node that took over another's unfinished writes).
+        Write::Upsert(record) => write_row(conn, UPSERT_CALL, record, &record.call)?,
         Write::Note { call, at, detail } => {
             // In a cluster the call's own record may still be on its way through Redis: a note
             // about a call this database does not have yet is dropped, not failed.
             conn.prepare_cached(
-                "INSERT INTO call_events (call_id, at, state, detail)
-                 SELECT ?1, ?2, 'note', ?3 WHERE EXISTS (SELECT 1 FROM calls WHERE id = ?1)",
+                "INSERT INTO call_notes (call_id, at, detail)
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM calls WHERE id = ?1)",
             )?
             .execute(params![call.0, at, detail])?;
         }
     }
-    Ok(())
-}
-
-fn insert_event(
-    conn: &Connection,
-    call: &CallId,
-    at: Millis,
-    state: &str,
-    detail: Option<&str>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO call_events (call_id, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![call.0, at, state, detail])?;
     Ok(())
 }

@@ -8,6 +8,7 @@ mod statements;
 
 use std::{sync::Arc, thread, time::Duration};
 
+use statements::Refused;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls, error::SqlState};
 
@@ -18,7 +19,10 @@ const BATCH: usize = 1_024;
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 /// The schema's versions, in order; a database is brought to the last.
-const MIGRATIONS: [&str; 1] = [include_str!("schema.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("migrations/1.sql"),
+    include_str!("migrations/2.sql"),
+];
 /// Held while migrating, so nodes starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5357_4254_4348;
 
@@ -175,15 +179,12 @@ async fn commit(client: &mut Client, url: &str, writes: &[Write], shared: &Share
     }
 }
 
-async fn write_together(
-    client: &mut Client,
-    writes: &[Write],
-) -> Result<(), tokio_postgres::Error> {
+async fn write_together(client: &mut Client, writes: &[Write]) -> Result<(), Refused> {
     let tx = client.transaction().await?;
     for write in writes {
         statements::apply(&tx, write).await?;
     }
-    tx.commit().await
+    Ok(tx.commit().await?)
 }
 
 /// Each write in its own savepoint: a write that is refused is rolled back alone and returned
@@ -191,7 +192,7 @@ async fn write_together(
 async fn write_one_by_one<'w>(
     client: &mut Client,
     writes: &'w [Write],
-) -> Result<Vec<(&'w Write, tokio_postgres::Error)>, tokio_postgres::Error> {
+) -> Result<Vec<(&'w Write, Refused)>, Refused> {
     let mut tx = client.transaction().await?;
     let mut failed = Vec::new();
     for write in writes {
@@ -211,7 +212,10 @@ async fn write_one_by_one<'w>(
 
 /// Errors that say nothing about the writes: the connection or the server is gone, out of
 /// resources, or a transaction lost a race. Trying again later can succeed.
-fn is_transient(error: &tokio_postgres::Error) -> bool {
+fn is_transient(error: &Refused) -> bool {
+    let Refused::Postgres(error) = error else {
+        return false;
+    };
     let Some(code) = error.code() else {
         // No SQLSTATE: the connection itself failed.
         return true;

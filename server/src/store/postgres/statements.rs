@@ -17,7 +17,17 @@ fn opt_ms(at: Option<Millis>) -> Option<i64> {
     at.map(ms)
 }
 
-pub async fn apply(db: &impl GenericClient, write: &Write) -> Result<(), tokio_postgres::Error> {
+/// Why a write was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    /// A change of a call that has no row: its insert was lost, and this change with it.
+    #[error("the call is not in the database")]
+    NoSuchCall,
+}
+
+pub async fn apply(db: &impl GenericClient, write: &Write) -> Result<(), Refused> {
     match write {
         Write::SeenUser { user, at } => {
             db.execute(
@@ -27,43 +37,32 @@ pub async fn apply(db: &impl GenericClient, write: &Write) -> Result<(), tokio_p
             )
             .await?;
         }
-        Write::Insert(record) => {
-            insert_call(db, record, false).await?;
-            event(
-                db,
-                &record.call.id,
-                record.call.placed_at,
-                "ringing",
-                None,
-                false,
-            )
-            .await?;
-        }
+        Write::Insert(record) => insert_call(db, record, false).await?,
         Write::Update(call) => {
-            db.execute(
-                "UPDATE calls SET state = $2, answered_at = $3, ended_at = $4, reason = $5
+            let changed = db
+                .execute(
+                    "UPDATE calls SET state = $2, answered_at = $3, ended_at = $4, reason = $5
                  WHERE id = $1",
-                &[
-                    &call.id.0,
-                    &call.state.as_str(),
-                    &opt_ms(call.answered_at),
-                    &opt_ms(call.ended_at),
-                    &call.reason,
-                ],
-            )
-            .await?;
-            state_event(db, call, false).await?;
+                    &[
+                        &call.id.0,
+                        &call.state.as_str(),
+                        &opt_ms(call.answered_at),
+                        &opt_ms(call.ended_at),
+                        &call.reason,
+                    ],
+                )
+                .await?;
+            if changed == 0 {
+                return Err(Refused::NoSuchCall);
+            }
         }
-        Write::Upsert(record) => {
-            insert_call(db, record, true).await?;
-            state_event(db, &record.call, true).await?;
-        }
+        Write::Upsert(record) => insert_call(db, record, true).await?,
         Write::Note { call, at, detail } => {
             // In a cluster the call's own record may still be on its way through Redis: a note
             // about a call this database does not have yet is dropped, not failed.
             db.execute(
-                "INSERT INTO call_events (call_id, at, state, detail)
-                 SELECT $1, $2, 'note', $3 WHERE EXISTS (SELECT 1 FROM calls WHERE id = $1)",
+                "INSERT INTO call_notes (call_id, at, detail)
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM calls WHERE id = $1)",
                 &[&call.0, &ms(*at), &detail],
             )
             .await?;
@@ -78,7 +77,7 @@ async fn insert_call(
     db: &impl GenericClient,
     record: &CallRecord,
     upsert: bool,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<(), Refused> {
     let CallRecord {
         call,
         caller_link,
@@ -117,45 +116,6 @@ async fn insert_call(
         ],
     )
     .await?;
-    Ok(())
-}
-
-/// The event of the call's current state; with `once`, not if it is recorded already.
-async fn state_event(
-    db: &impl GenericClient,
-    call: &Call,
-    once: bool,
-) -> Result<(), tokio_postgres::Error> {
-    let state = call.state.as_str();
-    event(
-        db,
-        &call.id,
-        call.changed_at(),
-        state,
-        call.reason.as_deref(),
-        once,
-    )
-    .await
-}
-
-/// One event of a call; with `once`, not if the call already has an event of that state.
-async fn event(
-    db: &impl GenericClient,
-    call: &CallId,
-    at: Millis,
-    state: &str,
-    detail: Option<&str>,
-    once: bool,
-) -> Result<(), tokio_postgres::Error> {
-    let sql = if once {
-        "INSERT INTO call_events (call_id, at, state, detail)
-         SELECT $1, $2, $3, $4
-         WHERE NOT EXISTS (SELECT 1 FROM call_events WHERE call_id = $1 AND state = $3)"
-    } else {
-        "INSERT INTO call_events (call_id, at, state, detail) VALUES ($1, $2, $3, $4)"
-    };
-    db.execute(sql, &[&call.0, &ms(at), &state, &detail])
-        .await?;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
--- Switchboard's records in PostgreSQL: the same tables and history as the SQLite schema
--- (version 1), in PostgreSQL's types. All times are milliseconds since the Unix epoch.
+-- Version 1 of Switchboard's records in PostgreSQL: the same tables as version 1 of the SQLite
+-- schema, in PostgreSQL's types. All times are milliseconds since the Unix epoch.
 
 CREATE TABLE users (
     id         TEXT PRIMARY KEY,
