@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::{
     admission::AdmissionLimits,
+    logging::LogFormat,
     rooms::{IceConfig, IcePolicy, JitsiTokens, OpenMeetingsConfig, TurnRelay, UrlTemplate},
     socket::Timing,
 };
@@ -157,6 +158,15 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_timeout: Option<String>,
+    /// text, or json for one JSON object per log line [default: text].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+    /// What to log, e.g. info, or info,switchboard::calls=warn (RUST_LOG, when set, wins)
+    /// [default: info].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
 }
 
 /// Every setting, as layered from the sources; see [`Config`] for the validated form.
@@ -272,6 +282,9 @@ pub struct Settings {
     /// A node without a heartbeat for this long is dead to the others.
     #[serde(with = "humantime_serde")]
     pub node_timeout: Duration,
+    pub log_format: LogFormat,
+    /// `tracing` filter directives.
+    pub log_level: String,
 }
 
 impl Default for Settings {
@@ -334,6 +347,8 @@ impl Default for Settings {
             database_url: None,
             redis_url: None,
             node_timeout: Duration::from_secs(10),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
         }
     }
 }
@@ -511,6 +526,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Set: records go to PostgreSQL (a `postgres://` URL) instead of `db`.
     pub database_url: Option<String>,
+    pub log_format: LogFormat,
+    pub log_level: String,
 }
 
 /// How this node finds the others.
@@ -656,6 +673,7 @@ impl Config {
         }
         let cluster = cluster_config(&s)?;
         let database_url = database_url(&s)?;
+        crate::logging::parse_level(&s.log_level).map_err(|e| invalid("log_level", e))?;
         Ok(Self {
             listen: s.listen,
             db: s.db,
@@ -688,6 +706,8 @@ impl Config {
             metrics_listen,
             cluster,
             database_url,
+            log_format: s.log_format,
+            log_level: s.log_level,
             admission: AdmissionLimits {
                 connections_per_ip: s.connections_per_ip,
                 max_connections: s.max_connections,
@@ -1001,6 +1021,11 @@ mod tests {
             ..Settings::default()
         };
         assert!(Config::from_settings(bad_origin).is_err());
+        let bad_log_level = Settings {
+            log_level: "info,switchboard=loud".into(),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(bad_log_level).is_err());
     }
 
     fn openmeetings_at(url: &str) -> Settings {

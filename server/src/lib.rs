@@ -12,6 +12,7 @@ pub mod connection;
 pub mod http;
 pub mod hub;
 pub mod identity;
+pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod origin;

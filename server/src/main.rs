@@ -2,20 +2,14 @@
 
 use anyhow::Context;
 use clap::Parser;
-use switchboard::{Config, config::Cli};
+use switchboard::{Config, config::Cli, logging};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     let config = Config::load(&cli).context("while reading the configuration")?;
+    let _log_level = logging::init(config.log_format, &config.log_level)?;
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("while binding {}", config.listen))?;

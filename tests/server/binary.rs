@@ -24,7 +24,13 @@ struct Binary {
 
 impl Binary {
     fn spawn(db: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        Self::spawn_with(db, |_| {})
+    }
+
+    /// As [`Binary::spawn`], with `tweak` applied to the command last.
+    fn spawn_with(db: &Path, tweak: impl FnOnce(&mut Command)) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
             .args(["--listen", "127.0.0.1:0", "--www", "www"])
             .arg("--db")
             .arg(db)
@@ -35,9 +41,9 @@ impl Binary {
             )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
+            .stderr(Stdio::piped());
+        tweak(&mut command);
+        let mut child = command.spawn().expect("the binary starts");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -143,6 +149,71 @@ async fn stops_with_a_failure_when_writes_were_lost() {
     assert!(log.contains(&call.id.0), "the lost call is named: {log}");
     disk.free();
     assert_eq!(read_call(&db, &call.id).unwrap(), None);
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_and_name_each_call_step_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Binary::spawn_with(&dir.path().join("sb.db"), |command| {
+        command
+            .env_remove("RUST_LOG")
+            .env("SWITCHBOARD_LOG_FORMAT", "json");
+    });
+    let mut ann = server.user("ann", "Ann").await;
+    let mut bob = server.user("bob", "Bob").await;
+    let call = ann.call("bob").await;
+    bob.call_in(CallState::Ringing).await;
+    bob.answer(&call.id).await;
+    bob.call_in(CallState::Answered).await;
+    let answered = ann.call_in(CallState::Answered).await;
+    let link = answered.link.expect("a link for the caller");
+    ann.send(switchboard_proto::Command::Hangup {
+        call: call.id.clone(),
+    })
+    .await;
+    bob.call_in(CallState::Ended).await;
+    server.terminate();
+    let (exit, log) = server.exit().await;
+    assert!(exit.success(), "{exit:?}: {log}");
+
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+        })
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["timestamp"].is_string() && l["level"].is_string()),
+        "{log}"
+    );
+    let steps: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .filter(|l| l["target"] == "switchboard::calls" && l["call"] == call.id.0.as_str())
+        .map(|l| {
+            assert_eq!(l["level"], "INFO");
+            (
+                l["state"].as_str().unwrap_or_default(),
+                l["caller"].as_str().unwrap_or_default(),
+                l["callee"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("ringing", "ann", "bob"),
+            ("answered", "ann", "bob"),
+            ("ended", "ann", "bob")
+        ],
+        "{log}"
+    );
+    let token = link.rsplit('/').next().unwrap_or_default();
+    assert!(
+        token.len() >= 16 && !log.contains(token),
+        "a link leaked: {log}"
+    );
 }
 
 #[test]

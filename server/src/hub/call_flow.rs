@@ -9,7 +9,7 @@ use switchboard_proto::{
 
 use super::{LinkAction, SessionId, call_book::Live, cluster_calls::Pending, engine::Engine};
 use crate::{
-    calls::{self, Effect, Input, Reachability},
+    calls::{self, Call, Effect, Input, Reachability},
     rooms::Joiner,
     store::{CallRecord, Write},
 };
@@ -91,7 +91,7 @@ impl Engine {
             callee_link: super::token(LINK_BYTES),
         };
         self.writes.push(Write::Insert(Box::new(record.clone())));
-        self.metrics.call_reached(CallState::Ringing);
+        self.reached(&record.call);
         self.calls.track(record, now);
         if let Some(live) = self.calls.get(&id) {
             let deliveries = self.notifications(live, Some((session, re)));
@@ -163,7 +163,7 @@ impl Engine {
         };
         if stepped.effects.contains(&Effect::Persist) {
             self.writes.push(Write::Update(Box::new(live.call.clone())));
-            self.metrics.call_reached(live.call.state);
+            self.reached(&live.call);
         }
         let deliveries = if stepped.effects.contains(&Effect::Notify) {
             self.notifications(live, from)
@@ -179,6 +179,22 @@ impl Engine {
             tokio::spawn(async move { rooms.call_over(&room).await });
         }
         Ok(())
+    }
+
+    /// Counts and logs a call's new state, once per change wherever it was decided. The log
+    /// names the call and its parties, never their links.
+    pub(super) fn reached(&self, call: &Call) {
+        self.metrics.call_reached(call.state);
+        tracing::info!(
+            target: "switchboard::calls",
+            call = %call.id.0,
+            state = call.state.as_str(),
+            caller = %call.caller.id,
+            callee = %call.callee.id,
+            reason = call.reason.as_deref().unwrap_or_default(),
+            "call {}",
+            call.state.as_str()
+        );
     }
 
     /// The call's state for every session of both participants.

@@ -116,7 +116,7 @@ impl Engine {
         match result {
             Ok(change) => {
                 // Its record reaches the database through Redis's stream of records.
-                self.metrics.call_reached(change.shared.record.call.state);
+                self.reached(&change.shared.record.call);
                 let id = change.shared.record.call.id.clone();
                 let ended = self.apply_change(change);
                 if let Pending::Link { token, reply } = pending {
