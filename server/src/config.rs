@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::{
     admission::AdmissionLimits,
+    assets::Www,
     logging::LogFormat,
     rooms::{IceConfig, IcePolicy, JitsiTokens, OpenMeetingsConfig, TurnRelay, UrlTemplate},
     socket::Timing,
@@ -39,7 +40,8 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db: Option<PathBuf>,
-    /// Directory served at `/` (the demo and the client bundle) [default: www].
+    /// Serve the pages and the client bundle from this directory instead of the copy built
+    /// into the binary (for development).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub www: Option<PathBuf>,
@@ -177,7 +179,8 @@ pub struct Settings {
     pub db: PathBuf,
     /// Database writes waiting to commit beyond which new calls are refused.
     pub store_backlog_limit: u64,
-    pub www: PathBuf,
+    /// Unset: the pages built into the binary.
+    pub www: Option<PathBuf>,
     pub public_url: Option<String>,
     #[serde(deserialize_with = "comma_list")]
     pub allowed_origins: Vec<String>,
@@ -293,7 +296,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             db: PathBuf::from("data/switchboard.db"),
             store_backlog_limit: crate::store::BACKLOG_LIMIT,
-            www: PathBuf::from("www"),
+            www: None,
             public_url: None,
             allowed_origins: Vec::new(),
             jwt_secret: None,
@@ -508,7 +511,7 @@ pub struct Config {
     pub db: PathBuf,
     /// Database writes waiting to commit beyond which new calls are refused (`overloaded`).
     pub store_backlog_limit: u64,
-    pub www: PathBuf,
+    pub www: Www,
     pub public_url: Option<Url>,
     /// Origins (`scheme://host[:port]`) allowed to open WebSockets besides the server's own.
     pub allowed_origins: Vec<String>,
@@ -678,7 +681,7 @@ impl Config {
             listen: s.listen,
             db: s.db,
             store_backlog_limit: s.store_backlog_limit,
-            www: s.www,
+            www: s.www.map_or(Www::BuiltIn, Www::Dir),
             public_url,
             allowed_origins,
             identity,

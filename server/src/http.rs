@@ -10,7 +10,6 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::get,
 };
-use tower_http::{cors::CorsLayer, services::ServeDir};
 
 use crate::{
     admission::Refusal,
@@ -41,8 +40,8 @@ pub struct AppState {
 }
 
 /// The public routes; `/metrics` among them unless it is served on a listener of its own.
-pub fn router(state: AppState, www: &std::path::Path, with_metrics: bool) -> Router {
-    let client = crate::assets::routes(www).layer(CorsLayer::permissive().allow_credentials(false));
+pub fn router(state: AppState, www: &crate::assets::Www, with_metrics: bool) -> Router {
+    let files = crate::assets::routes(www);
     let routes = Router::new().route("/healthz", get(healthz));
     let routes = if with_metrics {
         routes.route("/metrics", get(metrics))
@@ -54,8 +53,7 @@ pub fn router(state: AppState, www: &std::path::Path, with_metrics: bool) -> Rou
         .route("/join/{token}", get(join))
         .route("/join/{token}/signal", get(signal))
         .with_state(state)
-        .merge(client)
-        .fallback_service(ServeDir::new(www))
+        .merge(files)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -26,7 +26,7 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     Settings {
         listen: "127.0.0.1:0".into(),
         db: dir.path().join("switchboard.db"),
-        www: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../www")),
+        www: None,
         presence_grace: PRESENCE_GRACE,
         ring_timeout: Duration::from_secs(10),
         room_url_template: Some("https://meet.example.org/{room}?name={name}".into()),

@@ -31,7 +31,7 @@ impl Binary {
     fn spawn_with(db: &Path, tweak: impl FnOnce(&mut Command)) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
         command
-            .args(["--listen", "127.0.0.1:0", "--www", "www"])
+            .args(["--listen", "127.0.0.1:0"])
             .arg("--db")
             .arg(db)
             .env("SWITCHBOARD_RING_TIMEOUT", "7s")
@@ -213,6 +213,71 @@ async fn json_logs_are_one_object_per_line_and_name_each_call_step_once() {
     assert!(
         token.len() >= 16 && !log.contains(token),
         "a link leaked: {log}"
+    );
+}
+
+#[tokio::test]
+async fn serves_the_pages_and_the_client_bundle_from_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let server = Binary::spawn_with(&dir.path().join("sb.db"), |command| {
+        command.current_dir(empty.path());
+    });
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("http://{}{path}", server.addr));
+
+    let index = get("/").send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(index.text().await.unwrap().contains("Switchboard demo"));
+    let page = get("/user.html?id=ann&name=Ann").send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("client/switchboard.js"));
+
+    let loader = get("/client/switchboard.js").send().await.unwrap();
+    assert_eq!(loader.status(), 200);
+    let loader = loader.text().await.unwrap();
+    let wasm = loader
+        .split(['"', '\'', '`'])
+        .find(|s| s.starts_with("pkg/switchboard_client_bg.wasm?v="))
+        .unwrap_or_else(|| panic!("the loader names a versioned bundle: {loader}"))
+        .to_string();
+    let bundle = get(&format!("/client/{wasm}"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bundle.status(), 200);
+    assert_eq!(bundle.headers()["content-encoding"], "gzip");
+    assert!(
+        bundle.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let etag = bundle.headers()["etag"].clone();
+    let body = bundle.bytes().await.unwrap();
+    let plain = get(&format!("/client/{wasm}")).send().await.unwrap();
+    assert_eq!(plain.headers()["content-type"], "application/wasm");
+    let plain = plain.bytes().await.unwrap();
+    assert!(
+        plain.starts_with(b"\0asm") && plain.len() > body.len(),
+        "a wasm module, gzipped above"
+    );
+    let again = get(&format!("/client/{wasm}"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(get("/no-such-page").send().await.unwrap().status(), 404);
+    assert!(
+        std::fs::read_dir(empty.path()).unwrap().next().is_none(),
+        "nothing was written beside it"
     );
 }
 

@@ -101,7 +101,7 @@ fn bindgen(wasm: &Path, out: &Path) -> Result {
 }
 
 /// The version of a package as pinned in Cargo.lock.
-fn locked_version(name: &str) -> Result<String> {
+pub fn locked_version(name: &str) -> Result<String> {
     let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| e.to_string())?;
     let needle = format!("name = \"{name}\"\nversion = \"");
     let start = lock

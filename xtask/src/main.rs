@@ -1,12 +1,18 @@
 //! `cargo xtask`: the workspace's build and test entry points.
 //!
 //! - `build-client`: the wasm client into `www/client/pkg/`, shrunk, with its size.
-//! - `test`: every test suite (native, wasm in headless Chromium, browser end-to-end).
-//! - `run [ARGS]`: build the client if stale, then run the server with ARGS.
+//! - `test`: every test suite (native, wasm in headless Chromium, browser end-to-end), after
+//!   installing what they need.
+//! - `run [ARGS]`: build the client if stale, then run the server with ARGS (the pages and the
+//!   bundle built into it).
+//!
+//! Both install what is missing first: the wasm target, the wasm-bindgen CLI, and for `test`
+//! the Debian packages the tests start (see `tools`).
 
 mod client;
 mod shell;
 mod suite;
+mod tools;
 mod wasm_sizes;
 
 use std::process::ExitCode;
@@ -17,8 +23,10 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match task.as_str() {
         "build-client" => client::build(),
-        "test" => suite::run_all(),
-        "run" => client::build_if_stale().and_then(|()| shell::run_server(&rest)),
+        "test" => tools::for_tests().and_then(|()| suite::run_all()),
+        "run" => tools::for_client()
+            .and_then(|()| client::build_if_stale())
+            .and_then(|()| shell::run_server(&rest)),
         _ => {
             eprintln!("usage: cargo xtask <build-client | test | run [server args]>");
             return ExitCode::from(2);
