@@ -3,6 +3,8 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
+use arc_swap::ArcSwap;
+
 use axum::{
     Router,
     extract::{ConnectInfo, Path, State, WebSocketUpgrade, ws::WebSocket},
@@ -28,8 +30,8 @@ const TRANSPORT_MESSAGE_LIMIT: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub session: ConnectionContext,
-    /// The pages allowed to open WebSockets.
-    pub origins: Arc<Origins>,
+    /// The pages allowed to open WebSockets; a reload may replace them.
+    pub origins: Arc<ArcSwap<Origins>>,
     /// Whether the database takes writes: `/healthz` fails while it does not.
     pub store: Health,
     /// Set on a node of a cluster: `/healthz` fails while it cannot reach Redis.
@@ -100,7 +102,7 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if !state.origins.admits_site(&headers) {
+    if !state.origins.load().admits_site(&headers) {
         return (
             StatusCode::FORBIDDEN,
             "this site's origin may not connect to this server",
@@ -221,7 +223,7 @@ async fn signal(
         return StatusCode::NOT_FOUND.into_response();
     };
     // The room page is served by this server, so only its own origin may signal.
-    if !state.origins.admits_own(&headers) {
+    if !state.origins.load().admits_own(&headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
     // Room pages count towards their address's connections like any socket.

@@ -17,12 +17,14 @@ pub mod memory;
 pub mod metrics;
 pub mod origin;
 pub mod outbox;
+pub mod reload;
 pub mod rooms;
 pub mod socket;
 pub mod store;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use arc_swap::ArcSwap;
 use axum::serve::ListenerExt;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -62,9 +64,15 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), store::StoreError>>,
+    reloader: reload::Reloader,
 }
 
 impl Running {
+    /// Applies a new configuration's reloadable settings while the server runs.
+    pub fn reloader(&self) -> reload::Reloader {
+        self.reloader.clone()
+    }
+
     /// Stops gracefully: every session gets a close frame, every pending write is committed or,
     /// when the database takes none, logged as lost.
     pub async fn stop(mut self) {
@@ -160,6 +168,12 @@ pub async fn start(
         Clock::new(),
         cluster,
     );
+    let origins = Arc::new(ArcSwap::from_pointee(origin::Origins::new(
+        config.public_url.as_ref(),
+        addr,
+        config.allowed_origins.clone(),
+    )));
+    let reloader = reload::Reloader::new(origins.clone(), addr, config.clone());
     let state = http::AppState {
         session: connection::ConnectionContext {
             hub: hub.clone(),
@@ -168,11 +182,7 @@ pub async fn start(
             metrics,
             admission: admission::Admission::new(config.admission.clone()),
         },
-        origins: Arc::new(origin::Origins::new(
-            config.public_url.as_ref(),
-            addr,
-            config.allowed_origins.clone(),
-        )),
+        origins: origins.clone(),
         store: store_health,
         cluster: cluster_handle,
         rooms,
@@ -228,6 +238,7 @@ pub async fn start(
         metrics_addr,
         stop: Some(stop),
         task,
+        reloader,
     })
 }
 

@@ -15,9 +15,9 @@ use switchboard_proto::CallState;
 use crate::{common::Client, store::SmallDisk};
 
 /// A running `switchboard` binary and the address it printed.
-struct Binary {
+pub(crate) struct Binary {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     /// What it logged, once it has exited.
     stderr: Option<ChildStderr>,
 }
@@ -28,7 +28,7 @@ impl Binary {
     }
 
     /// As [`Binary::spawn`], with `tweak` applied to the command last.
-    fn spawn_with(db: &Path, tweak: impl FnOnce(&mut Command)) -> Self {
+    pub(crate) fn spawn_with(db: &Path, tweak: impl FnOnce(&mut Command)) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
         command
             .args(["--listen", "127.0.0.1:0"])
@@ -61,15 +61,20 @@ impl Binary {
         }
     }
 
-    async fn user(&self, id: &str, name: &str) -> Client {
+    pub(crate) async fn user(&self, id: &str, name: &str) -> Client {
         let mut client = Client::connect(&format!("ws://{}/ws", self.addr)).await;
         client.login(id, name).await;
         client
     }
 
-    fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the process a signal, e.g. `HUP`.
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status()
             .unwrap();
@@ -77,7 +82,7 @@ impl Binary {
     }
 
     /// Waits for the process to end: its exit status and what it logged.
-    async fn exit(mut self) -> (ExitStatus, String) {
+    pub(crate) async fn exit(mut self) -> (ExitStatus, String) {
         tokio::task::spawn_blocking(move || {
             let mut log = String::new();
             if let Some(mut stderr) = self.stderr.take() {

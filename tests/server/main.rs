@@ -8,6 +8,7 @@ mod common;
 mod binary;
 mod calls;
 mod cluster;
+mod deploy;
 mod http;
 mod limits;
 mod openmeetings;

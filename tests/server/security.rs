@@ -503,7 +503,12 @@ async fn a_session_logged_out_elsewhere_hears_no_more_presence() {
 
 /// Asks for a WebSocket upgrade of `path` over a raw connection, with `origin` (any bytes) and
 /// `host` (default: the address dialled); returns the status answered.
-async fn upgrade(addr: SocketAddr, path: &str, origin: &[u8], host: Option<&str>) -> u16 {
+pub(crate) async fn upgrade(
+    addr: SocketAddr,
+    path: &str,
+    origin: &[u8],
+    host: Option<&str>,
+) -> u16 {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let host = host.map_or_else(|| addr.to_string(), str::to_owned);
     let mut request = format!(

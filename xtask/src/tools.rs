@@ -56,6 +56,14 @@ const TEST_NEEDS: &[Need] = &[
         packages: &["coturn"],
     },
     Need {
+        present: "command -v nginx && command -v openssl",
+        packages: &["nginx", "openssl"],
+    },
+    Need {
+        present: "command -v systemd-analyze",
+        packages: &["systemd"],
+    },
+    Need {
         present: "command -v php",
         packages: &["php-cli"],
     },
