@@ -116,6 +116,7 @@ pub async fn start(
     let instruments = Instruments {
         errors: metrics.store_errors.clone(),
         backlog: metrics.store_backlog.clone(),
+        commit_seconds: metrics.store_commit_seconds.clone(),
     };
     let backlog_limit = config.store_backlog_limit;
     let database_url = config.database_url.clone();

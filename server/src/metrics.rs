@@ -2,7 +2,7 @@
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 use switchboard_proto::{CallState, ErrorCode};
@@ -54,6 +54,23 @@ pub struct Metrics {
     /// 1 while this node reaches the cluster's Redis, 0 while it does not (absent for one
     /// node alone).
     pub redis_up: Gauge,
+    /// From a `call` command received to its events handed to both parties' connections.
+    pub ring_seconds: Histogram,
+    /// From an `answer` command received to its events handed to both parties' connections.
+    pub answer_seconds: Histogram,
+    /// Messages waiting for the hub, as it last saw its queue.
+    pub hub_queue: Gauge,
+    /// How long each database commit (a batch of writes) took.
+    pub store_commit_seconds: Histogram,
+}
+
+/// Latency buckets from 50 µs to 2.5 s: a ring takes well under a millisecond when the server
+/// keeps up, and seconds when it does not.
+pub fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+        1.0, 2.5,
+    ])
 }
 
 impl Default for Metrics {
@@ -74,6 +91,10 @@ impl Default for Metrics {
             turned_away: Family::default(),
             memory: Memory::default(),
             redis_up: Gauge::default(),
+            ring_seconds: latency_histogram(),
+            answer_seconds: latency_histogram(),
+            hub_queue: Gauge::default(),
+            store_commit_seconds: latency_histogram(),
             registry: Registry::default(),
         };
         registry.register(
@@ -131,6 +152,26 @@ impl Default for Metrics {
             "refused_connections",
             "Connections refused before their upgrade, by reason",
             metrics.turned_away.clone(),
+        );
+        registry.register(
+            "ring_seconds",
+            "From a call command received to its events handed to both parties' connections",
+            metrics.ring_seconds.clone(),
+        );
+        registry.register(
+            "answer_seconds",
+            "From an answer command received to its events handed to both parties' connections",
+            metrics.answer_seconds.clone(),
+        );
+        registry.register(
+            "hub_queue",
+            "Messages waiting for the hub",
+            metrics.hub_queue.clone(),
+        );
+        registry.register(
+            "store_commit_seconds",
+            "How long each database commit took",
+            metrics.store_commit_seconds.clone(),
         );
         registry.register(
             "memory_allocated_bytes",

@@ -83,3 +83,114 @@ async fn metrics_can_be_kept_off_the_public_listener() {
     );
     running.stop().await;
 }
+
+/// A metric's value in the Prometheus text (the first line of that exact name).
+fn value(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(name))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn latency_queue_and_commit_metrics_have_real_values_after_a_call() {
+    let server = TestServer::start().await;
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+    let call = ann.call("bob").await;
+    bob.call_in(switchboard_proto::CallState::Ringing).await;
+    bob.answer(&call.id).await;
+    ann.call_in(switchboard_proto::CallState::Answered).await;
+
+    let mut metrics = server.metrics().await;
+    for histogram in ["switchboard_ring_seconds", "switchboard_answer_seconds"] {
+        assert_eq!(
+            value(&metrics, &format!("{histogram}_count")),
+            Some(1.0),
+            "{metrics}"
+        );
+        let sum = value(&metrics, &format!("{histogram}_sum")).unwrap_or_default();
+        assert!(sum > 0.0 && sum < 1.0, "{histogram}: {sum} s");
+    }
+    assert_eq!(
+        value(&metrics, "switchboard_hub_queue"),
+        Some(0.0),
+        "{metrics}"
+    );
+    // The writes reach the database within a few milliseconds.
+    for _ in 0..100 {
+        if value(&metrics, "switchboard_store_commit_seconds_count").is_some_and(|n| n >= 1.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        metrics = server.metrics().await;
+    }
+    let commits = value(&metrics, "switchboard_store_commit_seconds_count").unwrap_or_default();
+    assert!(commits >= 1.0, "{metrics}");
+    assert!(value(&metrics, "switchboard_store_commit_seconds_sum").is_some_and(|s| s > 0.0));
+}
+
+#[tokio::test]
+async fn every_metric_the_grafana_dashboard_plots_is_served() {
+    let server = TestServer::start_with(|s| s.max_connections = 2).await;
+    // Activity that makes the labelled families appear: a call, a refusal, a full server.
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+    ann.call("bob").await;
+    bob.call_in(switchboard_proto::CallState::Ringing).await;
+    ann.send(switchboard_proto::Command::Call {
+        to: "nobody".into(),
+    })
+    .await;
+    ann.error().await;
+    assert!(
+        tokio_tungstenite::connect_async(server.ws_url())
+            .await
+            .is_err()
+    );
+    let metrics = server.metrics().await;
+    // Only a fault makes these appear; the dashboard must still name them as registered.
+    let registered = include_str!("../../server/src/metrics.rs");
+    let after_faults = ["store_errors", "dropped_connections"];
+    let served: Vec<&str> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/grafana-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut plotted = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if let Some(name) = word.strip_prefix("switchboard_") {
+                    plotted.push(name.to_string());
+                }
+            }
+        }
+    }
+    assert!(plotted.len() > 10, "{plotted:?}");
+    for name in plotted {
+        let base = ["_bucket", "_total"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name);
+        let known = if after_faults.contains(&base) {
+            registered.contains(&format!("\"{base}\""))
+        } else {
+            served.contains(&format!("switchboard_{base}").as_str())
+        };
+        assert!(
+            known,
+            "the dashboard plots switchboard_{name}, which /metrics does not serve"
+        );
+    }
+}

@@ -132,6 +132,7 @@ impl Engine {
                     Some(msg) => {
                         self.handle(msg);
                         self.forget_beyond_cap();
+                        self.metrics.hub_queue.set(rx.len() as i64);
                     }
                     None => return,
                 },
@@ -171,7 +172,12 @@ impl Engine {
                 let attached = self.sessions.attach(resume, outbox);
                 let _ = reply.send(attached);
             }
-            Msg::Request { at, re, request } => self.request(at, re, request),
+            Msg::Request {
+                at,
+                re,
+                request,
+                received,
+            } => self.request(at, re, request, received),
             Msg::Detach(at) => self.sessions.detach(at),
             Msg::Link {
                 token,

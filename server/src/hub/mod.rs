@@ -92,6 +92,8 @@ enum Msg {
         at: Attached,
         re: Option<u32>,
         request: Request,
+        /// When the connection handed it over, for the latency histograms.
+        received: std::time::Instant,
     },
     Detach(Attached),
     Link {
@@ -175,7 +177,12 @@ impl Hub {
         request: Request,
     ) -> Result<(), HubGone> {
         self.tx
-            .send(Msg::Request { at, re, request })
+            .send(Msg::Request {
+                at,
+                re,
+                request,
+                received: std::time::Instant::now(),
+            })
             .await
             .map_err(|_| HubGone)
     }

@@ -1,18 +1,34 @@
 //! Routing each session's requests to what handles them, refusing what fails with a typed
 //! error, and ending sessions: their grace ran out, or the server is shutting down.
 
+use std::time::Instant;
+
 use switchboard_proto::{ErrorCode, Event};
 
 use super::{Attached, Request, SessionId, engine::Engine};
 use crate::{calls::Input, store::Write};
 
 impl Engine {
-    pub(super) fn request(&mut self, at: Attached, re: Option<u32>, request: Request) {
+    pub(super) fn request(
+        &mut self,
+        at: Attached,
+        re: Option<u32>,
+        request: Request,
+        received: Instant,
+    ) {
         // A connection replaced by a resume may still be sending: ignore it.
         if !self.sessions.is_current(at) {
             return;
         }
         let session = at.session;
+        // On one node the events are handed over before this returns; a cluster decides in
+        // Redis first, so only one node's latency is measured here.
+        let timed = match (&request, &self.cluster) {
+            (Request::Call { .. }, None) => Some(&self.metrics.ring_seconds),
+            (Request::Answer(_), None) => Some(&self.metrics.answer_seconds),
+            _ => None,
+        }
+        .cloned();
         let result = match request {
             Request::Login(user) => self.login(session, re, user),
             Request::Logout => self.logout(session, re),
@@ -24,8 +40,13 @@ impl Engine {
             Request::Watch(users) => self.watch(session, re, users),
             Request::Refused(code) => Err(code),
         };
-        if let Err(code) = result {
-            self.refuse(session, re, code);
+        match result {
+            Err(code) => self.refuse(session, re, code),
+            Ok(()) => {
+                if let Some(histogram) = timed {
+                    histogram.observe(received.elapsed().as_secs_f64());
+                }
+            }
         }
     }
 

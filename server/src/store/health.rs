@@ -10,7 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use prometheus_client::metrics::{
+    counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
+};
 
 use super::{Instruments, StoreError, Write};
 use crate::metrics::OutcomeLabel;
@@ -33,6 +35,7 @@ pub(super) struct Shared {
     backlog: Gauge,
     /// The backlog over which the store reports itself behind.
     backlog_limit: u64,
+    commit_seconds: Histogram,
 }
 
 impl Shared {
@@ -44,7 +47,13 @@ impl Shared {
             errors: instruments.errors,
             backlog: instruments.backlog,
             backlog_limit,
+            commit_seconds: instruments.commit_seconds,
         }
+    }
+
+    /// A batch committed in `took`.
+    pub(super) fn committed(&self, took: std::time::Duration) {
+        self.commit_seconds.observe(took.as_secs_f64());
     }
 
     /// `n` more writes are queued.

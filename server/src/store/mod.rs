@@ -10,7 +10,9 @@ mod writer;
 
 use std::{path::Path, sync::Arc, thread, time::Duration};
 
-use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use prometheus_client::metrics::{
+    counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
+};
 use rusqlite::{Connection, OptionalExtension};
 use rusqlite_migration::{M, Migrations};
 use switchboard_proto::{CallId, CallState, UserRef};
@@ -120,12 +122,24 @@ pub struct Store {
 }
 
 /// What the store reports to `/metrics`.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Instruments {
     /// `switchboard_store_errors_total`: failed attempts (`retried`) and `lost` writes.
     pub errors: Family<OutcomeLabel, Counter>,
     /// `switchboard_store_backlog`: writes queued and not yet committed.
     pub backlog: Gauge,
+    /// `switchboard_store_commit_seconds`: how long each committed batch took.
+    pub commit_seconds: Histogram,
+}
+
+impl Default for Instruments {
+    fn default() -> Self {
+        Self {
+            errors: Family::default(),
+            backlog: Gauge::default(),
+            commit_seconds: crate::metrics::latency_histogram(),
+        }
+    }
 }
 
 /// Joins the writer thread; it ends once every [`Store`] handle is gone and the queue is drained.

@@ -62,12 +62,14 @@ fn commit(conn: &mut Connection, writes: &[Write], shared: &Shared) {
             // Past the deadline each batch gets one attempt that does not wait on a lock.
             let _ = conn.busy_timeout(Duration::ZERO);
         }
+        let started = std::time::Instant::now();
         let attempt = match write_together(conn, writes) {
             Err(e) if !is_transient(&e) => write_one_by_one(conn, writes),
             together => together.map(|()| Vec::new()),
         };
         match attempt {
             Ok(failed) => {
+                shared.committed(started.elapsed());
                 shared.wrote();
                 for (write, error) in failed {
                     shared.lose(write, &error);

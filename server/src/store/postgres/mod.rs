@@ -144,12 +144,14 @@ async fn commit(client: &mut Client, url: &str, writes: &[Write], shared: &Share
     let mut pause = FIRST_PAUSE;
     loop {
         let time_left = shared.time_left();
+        let started = std::time::Instant::now();
         let attempt = match write_together(client, writes).await {
             Err(e) if !is_transient(&e) => write_one_by_one(client, writes).await,
             together => together.map(|()| Vec::new()),
         };
         match attempt {
             Ok(failed) => {
+                shared.committed(started.elapsed());
                 shared.wrote();
                 for (write, error) in failed {
                     shared.lose(write, &error);
