@@ -4,6 +4,7 @@
 //! port 0 in-process; the `switchboard` binary only parses flags and calls it.
 
 pub mod admission;
+pub mod api;
 pub mod assets;
 pub mod calls;
 pub mod cluster;
@@ -44,6 +45,8 @@ pub enum StartError {
     Listen(#[from] std::io::Error),
     #[error("redis_url: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("opening the database for the API: {0}")]
+    Api(#[from] api::ReadError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +162,24 @@ pub async fn start(
         Clock::new(),
         cluster,
     );
+    let api = match &config.api {
+        Some(settings) => {
+            let reader = match &config.database_url {
+                Some(url) => api::Reader::postgres(url),
+                None => api::Reader::sqlite(&config.db)?,
+            };
+            let cluster = cluster_handle.clone();
+            let per_minute = config.limits.calls_per_minute;
+            Some(api::Api::new(
+                settings,
+                hub.clone(),
+                cluster,
+                reader,
+                per_minute,
+            ))
+        }
+        None => None,
+    };
     let state = http::AppState {
         session: connection::ConnectionContext {
             hub: hub.clone(),
@@ -177,7 +198,8 @@ pub async fn start(
         rooms,
         builtin,
     };
-    let app = http::router(state.clone(), &config.www, metrics_listener.is_none());
+    let app = http::router(state.clone(), &config.www, metrics_listener.is_none())
+        .merge(api::router(api));
     let metrics_task = metrics_listener.map(|listener| {
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, http::metrics_router(state)).await {
