@@ -5,7 +5,10 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{
+        Path, Query, State,
+        rejection::{BytesRejection, QueryRejection},
+    },
     http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
@@ -13,7 +16,7 @@ use switchboard_proto::{CallState, ErrorCode, UserRef, validate_name, validate_u
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    Api,
+    Api, body,
     error::ApiError,
     error::ErrorBody,
     invalid_query, json_body,
@@ -212,6 +215,7 @@ pub struct PlaceCall {
     responses(
         (status = 201, description = "The call rings", body = CallInfo),
         (status = 400, description = "`invalid_request`, `invalid_user_id`, `self_call`", body = ErrorBody),
+        (status = 413, description = "`frame_too_large`: a body over 16 KiB", body = ErrorBody),
         (status = 404, description = "`unknown_user`: nobody with the callee's id was ever online", body = ErrorBody),
         (status = 409, description = "`not_logged_in`: the caller is not online; `offline`, `busy`: the callee", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the caller's calls per minute", body = ErrorBody),
@@ -220,9 +224,9 @@ pub struct PlaceCall {
 )]
 pub async fn place(
     State(api): State<Api>,
-    body: Bytes,
+    request: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<CallInfo>), ApiError> {
-    let PlaceCall { caller, callee } = json_body(&body)?;
+    let PlaceCall { caller, callee } = json_body(&body(request)?)?;
     if !validate_user_id(&caller) || !validate_user_id(&callee) {
         return Err(ErrorCode::InvalidUserId.into());
     }
@@ -271,13 +275,14 @@ pub struct EndCall {
 pub async fn end(
     State(api): State<Api>,
     Path(id): Path<String>,
-    body: Bytes,
+    request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<CallInfo>, ApiError> {
     let id = paging::call_id(&id)?;
-    let EndCall { reason } = if body.is_empty() {
+    let request = body(request)?;
+    let EndCall { reason } = if request.is_empty() {
         EndCall::default()
     } else {
-        json_body(&body)?
+        json_body(&request)?
     };
     let reason = match reason {
         Some(reason) if !validate_name(&reason) => {

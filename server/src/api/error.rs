@@ -144,11 +144,11 @@ fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::CONFLICT
         }
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RoomFailed => StatusCode::BAD_GATEWAY,
         ShuttingDown | Overloaded | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         BadFrame
-        | FrameTooLarge
         | HelloRequired
         | UnsupportedVersion
         | InvalidUserId

@@ -18,7 +18,12 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Extension, Router,
-    extract::{DefaultBodyLimit, rejection::QueryRejection},
+    body::Bytes,
+    extract::{
+        DefaultBodyLimit,
+        rejection::{BytesRejection, QueryRejection},
+    },
+    http::StatusCode,
     middleware,
     routing::any,
 };
@@ -152,6 +157,14 @@ fn unknown<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// Any path under `/api/v1` that is no endpoint.
 async fn no_such_route() -> ApiError {
     ApiError::NoSuchRoute
+}
+
+/// A request's body, refused `frame_too_large` past [`MAX_BODY`].
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::FrameTooLarge.into(),
+        _ => ApiError::Invalid(rejection.body_text()),
+    })
 }
 
 /// A request body as JSON of `T`; any content type is taken, so a bare `curl -d` works.
