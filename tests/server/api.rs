@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::{
     cluster::{node_with, watcher},
-    common::{TestServer, redis::RedisServer},
+    common::{TestServer, postgres::PostgresServer, redis::RedisServer},
     store::until,
 };
 
@@ -684,6 +684,56 @@ async fn history_is_read_back_from_the_database_in_pages() {
     assert!(!since.is_empty() && !until_cut.is_empty());
     let nobody = all_pages(&server, "/api/v1/history?user=cid").await;
     assert_eq!(nobody, [Vec::<Value>::new()]);
+}
+
+#[tokio::test]
+async fn history_is_read_back_from_postgresql_too() {
+    let pg = PostgresServer::start();
+    let url = pg.database("history");
+    let server = TestServer::start_with(|s| {
+        with_keys(s);
+        s.database_url = Some(url);
+    })
+    .await;
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+    let mut placed = Vec::new();
+    for _ in 0..3 {
+        let call = ann.call("bob").await.id;
+        bob.call_in(CallState::Ringing).await;
+        bob.send(Command::Reject { call: call.clone() }).await;
+        ann.call_in(CallState::Rejected).await;
+        bob.call_in(CallState::Rejected).await;
+        placed.push(call.0);
+    }
+    until("the calls to be recorded", || async {
+        let page = get(&server, "/api/v1/history?user=bob&limit=200")
+            .await
+            .ok();
+        let calls = page["calls"].as_array().unwrap();
+        calls.len() == 3 && calls.iter().all(|c| c["state"] == "rejected")
+    })
+    .await;
+    for first in [
+        "/api/v1/history?user=ann&limit=2",
+        "/api/v1/history?limit=2",
+    ] {
+        let pages = all_pages(&server, first).await;
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+        let all = pages.concat();
+        assert!(order_keys(&all).windows(2).all(|w| w[0] > w[1]), "{first}");
+        let listed: HashSet<String> = ids(&all).into_iter().collect();
+        assert_eq!(listed, placed.iter().cloned().collect());
+    }
+    let one = get(&server, &format!("/api/v1/calls/{}", placed[0]))
+        .await
+        .ok();
+    assert_eq!(
+        (&one["state"], &one["reason"]),
+        (&json!("rejected"), &json!("Bob rejected the call"))
+    );
+    let empty = all_pages(&server, "/api/v1/history?user=cid").await;
+    assert_eq!(empty, [Vec::<Value>::new()]);
 }
 
 #[tokio::test]

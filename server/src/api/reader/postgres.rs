@@ -5,13 +5,14 @@ use std::{sync::Arc, time::Duration};
 
 use switchboard_proto::{CallId, UserRef};
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, NoTls, Row, types::ToSql};
 
 use super::{COLUMNS, Columns, HistoryQuery, ReadError, stored};
 use crate::calls::Call;
 
-/// The longest a connection attempt may take before the request fails.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a connection attempt, or a query, may take before the request fails: a
+/// PostgreSQL that stopped answering must not hold the backend's requests open.
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct Reader {
@@ -35,7 +36,7 @@ impl Reader {
             return Ok(client.clone());
         }
         let connecting = tokio_postgres::connect(&self.url, NoTls);
-        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        let (client, connection) = tokio::time::timeout(TIMEOUT, connecting)
             .await
             .map_err(|_| ReadError::Unreachable("connecting timed out"))??;
         tokio::spawn(async move {
@@ -68,31 +69,33 @@ impl Reader {
         };
         let (at, id) = query.start();
         let client = self.client().await?;
-        let rows = client
-            .query(
-                &sql,
-                &[
-                    &query.user,
-                    &stored(query.since),
-                    &stored(query.until),
-                    &at,
-                    &id,
-                    &(query.limit as i64),
-                ],
-            )
-            .await?;
+        let params: [&(dyn ToSql + Sync); 6] = [
+            &query.user,
+            &stored(query.since),
+            &stored(query.until),
+            &at,
+            &id,
+            &(query.limit as i64),
+        ];
+        let rows = in_time(client.query(&sql, &params)).await?;
         rows.iter().map(|row| columns(row)?.call()).collect()
     }
 
     pub async fn call(&self, id: CallId) -> Result<Option<Call>, ReadError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &format!("SELECT {COLUMNS} FROM calls WHERE id = $1"),
-                &[&id.0],
-            )
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM calls WHERE id = $1");
+        let row = in_time(client.query_opt(&sql, &[&id.0])).await?;
         row.map(|row| columns(&row)?.call()).transpose()
+    }
+}
+
+/// A query's answer within [`TIMEOUT`].
+async fn in_time<T>(
+    query: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, ReadError> {
+    match tokio::time::timeout(TIMEOUT, query).await {
+        Ok(answer) => Ok(answer?),
+        Err(_) => Err(ReadError::Unreachable("no answer in time")),
     }
 }
 
