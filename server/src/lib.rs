@@ -162,24 +162,7 @@ pub async fn start(
         Clock::new(),
         cluster,
     );
-    let api = match &config.api {
-        Some(settings) => {
-            let reader = match &config.database_url {
-                Some(url) => api::Reader::postgres(url),
-                None => api::Reader::sqlite(&config.db)?,
-            };
-            let cluster = cluster_handle.clone();
-            let per_minute = config.limits.calls_per_minute;
-            Some(api::Api::new(
-                settings,
-                hub.clone(),
-                cluster,
-                reader,
-                per_minute,
-            ))
-        }
-        None => None,
-    };
+    let api = api::Api::start(&config, hub.clone(), cluster_handle.clone())?;
     let state = http::AppState {
         session: connection::ConnectionContext {
             hub: hub.clone(),

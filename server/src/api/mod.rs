@@ -35,7 +35,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use error::ApiError;
 pub use reader::{ReadError, Reader};
 
-use crate::{cluster::Cluster, hub::Hub};
+use crate::{Config, cluster::Cluster, hub::Hub};
 
 /// The largest request body: the API's requests are a few ids and a sentence.
 const MAX_BODY: usize = 16 * 1024;
@@ -76,7 +76,25 @@ struct Shared {
 }
 
 impl Api {
-    pub fn new(
+    /// The API as `config` asks for it: `None` without keys. Opens its own connection to the
+    /// database the store writes (the SQLite file must exist already).
+    pub fn start(
+        config: &Config,
+        hub: Hub,
+        cluster: Option<Cluster>,
+    ) -> Result<Option<Self>, ReadError> {
+        let Some(settings) = &config.api else {
+            return Ok(None);
+        };
+        let reader = match &config.database_url {
+            Some(url) => Reader::postgres(url),
+            None => Reader::sqlite(&config.db)?,
+        };
+        let per_minute = config.limits.calls_per_minute;
+        Ok(Some(Self::new(settings, hub, cluster, reader, per_minute)))
+    }
+
+    fn new(
         config: &ApiConfig,
         hub: Hub,
         cluster: Option<Cluster>,

@@ -183,7 +183,7 @@ impl Engine {
         let Some(live) = stepped.released.as_ref().or_else(|| self.calls.get(id)) else {
             return Ok(None);
         };
-        let now_is = live.call.clone();
+        let changed = live.call.clone();
         if stepped.effects.contains(&Effect::Persist) {
             self.writes.push(Write::Update(Box::new(live.call.clone())));
             self.metrics.call_reached(live.call.state);
@@ -201,7 +201,7 @@ impl Engine {
             let room = live.room();
             tokio::spawn(async move { rooms.call_over(&room).await });
         }
-        Ok(Some(now_is))
+        Ok(Some(changed))
     }
 
     /// The call's state for every session of both participants.
