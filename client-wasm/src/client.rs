@@ -410,8 +410,9 @@ impl Tab {
             });
         }
         if let Event::LoggedOut { reason } = &frame.ev {
-            // As in 2010, a browser logged out from elsewhere stays out until asked back in.
-            if *reason == LogoutReason::Elsewhere {
+            // As in 2010, a browser logged out from elsewhere stays out until asked back in;
+            // so does one the site logged out (a ban must not be undone by a reconnect).
+            if matches!(reason, LogoutReason::Elsewhere | LogoutReason::Revoked) {
                 self.intent.online = false;
             }
         }

@@ -54,11 +54,15 @@ impl Tracker {
             }
             Event::LoggedOut { reason } => {
                 let mut out = self.forget_calls();
-                if self.user.take().is_some() || *reason == LogoutReason::Elsewhere {
+                if self.user.take().is_some() || *reason != LogoutReason::Requested {
                     out.push(Callback::StatusChange(false));
                 }
-                if *reason == LogoutReason::Elsewhere {
-                    out.push(Callback::status("logged in from another place"));
+                match reason {
+                    LogoutReason::Requested => {}
+                    LogoutReason::Elsewhere => {
+                        out.push(Callback::status("logged in from another place"));
+                    }
+                    LogoutReason::Revoked => out.push(Callback::status("logged out by the site")),
                 }
                 out
             }
@@ -363,6 +367,37 @@ mod tests {
                 Callback::status("logged in from another place")
             ]
         );
+    }
+
+    #[test]
+    fn a_logout_by_the_site_is_reported() {
+        let mut t = Tracker::default();
+        t.apply(
+            &Event::LoggedIn {
+                user: UserRef {
+                    id: "ann".into(),
+                    name: "Ann".into(),
+                },
+            },
+            false,
+        );
+        t.apply(&call("c1", Role::Callee, CallState::Ringing), false);
+        let out = t.apply(
+            &Event::LoggedOut {
+                reason: LogoutReason::Revoked,
+            },
+            false,
+        );
+        assert_eq!(
+            names(&out),
+            [
+                "my_clearincoming",
+                "my_onstatuschange",
+                "my_onstatusmessage"
+            ]
+        );
+        assert!(out.contains(&Callback::StatusChange(false)));
+        assert!(out.contains(&Callback::status("logged out by the site")));
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub fn event<V: Json>(v: &V) -> Option<Event> {
             reason: match v.text("reason")?.as_str() {
                 "requested" => LogoutReason::Requested,
                 "elsewhere" => LogoutReason::Elsewhere,
+                "revoked" => LogoutReason::Revoked,
                 _ => return None,
             },
         },
@@ -135,6 +136,7 @@ pub fn event_json(ev: &Event) -> String {
             match reason {
                 LogoutReason::Requested => "requested",
                 LogoutReason::Elsewhere => "elsewhere",
+                LogoutReason::Revoked => "revoked",
             },
         ),
         Event::Call(view) => {
@@ -271,6 +273,9 @@ pub(super) mod tests {
             },
             Event::LoggedOut {
                 reason: LogoutReason::Elsewhere,
+            },
+            Event::LoggedOut {
+                reason: LogoutReason::Revoked,
             },
             Event::Presence {
                 user: "bob".into(),

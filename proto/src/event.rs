@@ -61,6 +61,9 @@ pub enum LogoutReason {
     Requested,
     /// Single-session mode: the user logged in from another place.
     Elsewhere,
+    /// The site logged the user out of every session (a ban, a changed password): the client
+    /// stays logged out until the page logs in again.
+    Revoked,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -72,6 +72,11 @@ pub enum Input {
     WentOffline(Role),
     /// No room could be made.
     RoomFailed(String),
+    /// The site's backend ends the call: a ringing one is cancelled, an answered one ended,
+    /// with the site's reason.
+    Terminate {
+        reason: String,
+    },
 }
 
 /// What the caller of [`step`] must do after a transition.
@@ -197,6 +202,8 @@ pub fn step(call: &Call, input: Input, now: Millis) -> Transition {
             (Missed, Some(format!("{} went offline", call.callee.name)))
         }
         (Input::RoomFailed(why), Ringing | Answered) => (Failed, Some(why.clone())),
+        (Input::Terminate { reason }, Ringing) => (Cancelled, Some(reason.clone())),
+        (Input::Terminate { reason }, Answered) => (Ended, Some(reason.clone())),
         _ => return Err(Refusal::WrongState),
     };
     let mut next = call.clone();
@@ -410,6 +417,24 @@ mod tests {
     }
 
     #[test]
+    fn the_site_ends_a_ringing_or_answered_call_with_its_reason() {
+        let terminate = || Input::Terminate {
+            reason: "ended by support".into(),
+        };
+        let (cancelled, effects) = step(&ringing(), terminate(), 2_000).unwrap();
+        assert_eq!(cancelled.state, CallState::Cancelled);
+        assert_eq!(cancelled.reason.as_deref(), Some("ended by support"));
+        assert!(effects.contains(&Effect::StopRinging) && effects.contains(&Effect::Release));
+        let (ended, effects) = step(&answered(), terminate(), 3_000).unwrap();
+        assert_eq!(
+            (ended.state, ended.ended_at),
+            (CallState::Ended, Some(3_000))
+        );
+        assert_eq!(effects, [Effect::Persist, Effect::Notify, Effect::Release]);
+        assert_eq!(step(&ended, terminate(), 4_000), Err(Refusal::WrongState));
+    }
+
+    #[test]
     fn final_states_refuse_everything() {
         let rejected = step(&ringing(), Input::Reject { by: by("bob") }, 2_000)
             .unwrap()
@@ -423,6 +448,7 @@ mod tests {
             Input::RingTimeout,
             Input::MaxDuration,
             Input::RoomFailed("x".into()),
+            Input::Terminate { reason: "x".into() },
         ] {
             assert_eq!(step(&rejected, input, 3_000), Err(Refusal::WrongState));
         }

@@ -15,6 +15,7 @@ use crate::{
     admission::AdmissionLimits,
     assets::Www,
     logging::LogFormat,
+    api::ApiConfig,
     rooms::{IceConfig, IcePolicy, JitsiTokens, OpenMeetingsConfig, TurnRelay, UrlTemplate},
     socket::Timing,
 };
@@ -126,6 +127,19 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub openmeetings_password: Option<String>,
+    /// Comma-separated keys the site's backend presents to the HTTP API (each at least 32
+    /// bytes); unset: no API.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<String>,
+    /// HTTP API requests per second per key (0: no limit) [default: 50].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_requests_per_second: Option<u32>,
+    /// HTTP API requests one key may make at once [default: 100].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_burst: Option<u32>,
     /// The `aud` claim identity tokens must carry, e.g. switchboard.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -225,6 +239,13 @@ pub struct Settings {
     pub openmeetings_after_call: Option<String>,
     #[serde(with = "humantime_serde")]
     pub openmeetings_timeout: Option<Duration>,
+    /// Keys the site's backend presents to the HTTP API; none: the API is off.
+    #[serde(deserialize_with = "comma_list")]
+    pub api_keys: Vec<String>,
+    /// HTTP API requests per second per key (0: no limit).
+    pub api_requests_per_second: u32,
+    /// HTTP API requests one key may make at once before the rate applies.
+    pub api_burst: u32,
     /// Tokens must carry this `aud`, so one minted for another service sharing the secret is
     /// refused here.
     pub jwt_audience: Option<String>,
@@ -323,6 +344,9 @@ impl Default for Settings {
             openmeetings_moderators: None,
             openmeetings_after_call: None,
             openmeetings_timeout: None,
+            api_keys: Vec::new(),
+            api_requests_per_second: 50,
+            api_burst: 100,
             jwt_audience: None,
             jwt_issuer: None,
             metrics_listen: None,
@@ -531,6 +555,8 @@ pub struct Config {
     pub database_url: Option<String>,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Set (keys configured): the HTTP API for the site's backend is served.
+    pub api: Option<ApiConfig>,
 }
 
 /// How this node finds the others.
@@ -677,6 +703,7 @@ impl Config {
         let cluster = cluster_config(&s)?;
         let database_url = database_url(&s)?;
         crate::logging::parse_level(&s.log_level).map_err(|e| invalid("log_level", e))?;
+        let api = api(&s)?;
         Ok(Self {
             listen: s.listen,
             db: s.db,
@@ -711,6 +738,7 @@ impl Config {
             database_url,
             log_format: s.log_format,
             log_level: s.log_level,
+            api,
             admission: AdmissionLimits {
                 connections_per_ip: s.connections_per_ip,
                 max_connections: s.max_connections,
@@ -719,6 +747,33 @@ impl Config {
             },
         })
     }
+}
+
+/// The HTTP API's settings, checked: every key long enough to be unguessable and fit for an
+/// `Authorization` header.
+fn api(s: &Settings) -> Result<Option<ApiConfig>, ConfigError> {
+    if s.api_keys.is_empty() {
+        return Ok(None);
+    }
+    for key in &s.api_keys {
+        if key.len() < MIN_SECRET_BYTES {
+            return Err(invalid(
+                "api_keys",
+                format!("each key must be at least {MIN_SECRET_BYTES} bytes"),
+            ));
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "api_keys",
+                "keys must be printable ASCII, without spaces",
+            ));
+        }
+    }
+    Ok(Some(ApiConfig {
+        keys: s.api_keys.clone(),
+        requests_per_second: s.api_requests_per_second,
+        burst: s.api_burst,
+    }))
 }
 
 /// The shortest secret accepted: HS256 is only as strong as its key, and a short one can be
@@ -1082,6 +1137,37 @@ mod tests {
             ..Settings::default()
         };
         assert!(Config::from_settings(bad_metrics).is_err());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn api_keys_come_as_a_list_and_must_be_long() {
+        let one = "k1-0123456789abcdef0123456789abcdef";
+        let two = "k2-0123456789abcdef0123456789abcdef";
+        assert!(
+            Config::from_settings(Settings::default())
+                .unwrap()
+                .api
+                .is_none()
+        );
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SWITCHBOARD_API_KEYS", format!("{one}, {two}"));
+            jail.set_env("SWITCHBOARD_API_REQUESTS_PER_SECOND", "5");
+            let config = Config::load(&Cli::default()).map_err(|e| e.to_string())?;
+            let api = config.api.expect("the API is on");
+            assert_eq!(api.keys, [one, two]);
+            assert_eq!((api.requests_per_second, api.burst), (5, 100));
+            assert!(!format!("{api:?}").contains(one), "keys stay out of logs");
+            Ok(())
+        });
+        for bad in ["x".repeat(31), format!("{one} x")] {
+            let settings = Settings {
+                api_keys: vec![bad],
+                ..Settings::default()
+            };
+            let error = Config::from_settings(settings).unwrap_err();
+            assert!(error.to_string().starts_with("api_keys:"), "{error}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! port 0 in-process; the `switchboard` binary only parses flags and calls it.
 
 pub mod admission;
+pub mod api;
 pub mod assets;
 pub mod calls;
 pub mod cluster;
@@ -47,6 +48,8 @@ pub enum StartError {
     Listen(#[from] std::io::Error),
     #[error("redis_url: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("opening the database for the API: {0}")]
+    Api(#[from] api::ReadError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +178,7 @@ pub async fn start(
         config.allowed_origins.clone(),
     )));
     let reloader = reload::Reloader::new(origins.clone(), addr, config.clone());
+    let api = api::Api::start(&config, hub.clone(), cluster_handle.clone())?;
     let state = http::AppState {
         session: connection::ConnectionContext {
             hub: hub.clone(),
@@ -189,7 +193,8 @@ pub async fn start(
         rooms,
         builtin,
     };
-    let app = http::router(state.clone(), &config.www, metrics_listener.is_none());
+    let app = http::router(state.clone(), &config.www, metrics_listener.is_none())
+        .merge(api::router(api));
     let metrics_task = metrics_listener.map(|listener| {
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, http::metrics_router(state)).await {

@@ -17,7 +17,7 @@ async fn node(redis: &RedisServer) -> TestServer {
 }
 
 /// A node on `redis`; nodes given the same `db` record their calls in one SQLite file.
-async fn node_with(
+pub async fn node_with(
     redis: &RedisServer,
     db: Option<&std::path::Path>,
     tweak: impl FnOnce(&mut switchboard::config::Settings),
@@ -92,7 +92,7 @@ async fn until_healthy(node: &TestServer) {
 }
 
 /// A user watching `users`, with the first answers (all offline) read.
-async fn watcher(node: &TestServer, id: &str, users: &[&str]) -> Client {
+pub async fn watcher(node: &TestServer, id: &str, users: &[&str]) -> Client {
     let mut client = node.user(id).await;
     client
         .send(Command::Watch {

@@ -28,8 +28,14 @@ pub struct Decider {
 
 impl Decider {
     /// Places a call and tells the hub what became of it, as change `op`.
-    pub async fn place_for(mut self, op: u64, shared: SharedCall, from: Origin, known_here: bool) {
-        let result = self.place(&shared, &from, known_here).await;
+    pub async fn place_for(
+        mut self,
+        op: u64,
+        shared: SharedCall,
+        from: Option<Origin>,
+        known_here: bool,
+    ) {
+        let result = self.place(&shared, from, known_here).await;
         self.decided(op, result);
     }
 
@@ -59,7 +65,7 @@ impl Decider {
     pub async fn place(
         &mut self,
         shared: &SharedCall,
-        from: &Origin,
+        from: Option<Origin>,
         known_here: bool,
     ) -> Result<CallChange, ErrorCode> {
         if !self.reach.is_up() {
@@ -68,7 +74,7 @@ impl Decider {
         let call = &shared.record.call;
         let change = CallChange {
             shared: shared.clone(),
-            from: Some(from.clone()),
+            from,
             notify: true,
         };
         let outcome = scripts::PLACE

@@ -11,8 +11,8 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 use serde::Deserialize;
-use switchboard_proto::{CallId, ErrorCode, UserRef};
-use tokio::sync::mpsc;
+use switchboard_proto::{CallId, ErrorCode, LogoutReason, UserRef};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     connectivity::Connectivity,
@@ -49,11 +49,13 @@ pub enum ClusterEvent {
     },
     /// Everybody online anywhere (id → name), read just after this node's sessions were synced.
     Online(HashMap<String, String>),
-    /// A single-session user logged in elsewhere: these sessions of this node, which had that
-    /// user, no longer do (Redis has taken them off already).
-    LoggedInElsewhere {
+    /// These sessions of this node, which had that user, no longer do (Redis has taken them
+    /// off already): a single-session user logged in elsewhere, or the site logged the user
+    /// out everywhere.
+    LoggedOut {
         user: String,
         sessions: Vec<SessionId>,
+        reason: LogoutReason,
     },
     /// A user came online or went offline somewhere in the cluster.
     Presence {
@@ -94,8 +96,13 @@ enum Op {
     Place {
         op: u64,
         shared: Box<SharedCall>,
-        from: Origin,
+        from: Option<Origin>,
         known_here: bool,
+    },
+    /// Takes every session of a user off, on every node; answered with how many there were.
+    Revoke {
+        user: String,
+        reply: oneshot::Sender<Result<u64, ErrorCode>>,
     },
     Step {
         op: u64,
@@ -120,6 +127,9 @@ pub struct Cluster {
     ops: mpsc::UnboundedSender<Op>,
     reach: Connectivity,
     rooms: RoomSink,
+    /// For reads that need no order with this node's changes (the site's backend asking who
+    /// is online); Redis multiplexes it with the link's own connection.
+    reader: ConnectionManager,
 }
 
 /// Where room messages from other nodes go (set once the built-in room exists).
@@ -130,9 +140,16 @@ struct Published {
     user: String,
     name: String,
     online: bool,
-    /// Sessions (`<node>/<session>`) a single-session login took away.
+    /// Sessions (`<node>/<session>`) a single-session login, or the site, took away.
     #[serde(default)]
     kicked: Vec<String>,
+    /// Why they were taken.
+    #[serde(default = "logged_in_elsewhere")]
+    reason: LogoutReason,
+}
+
+fn logged_in_elsewhere() -> LogoutReason {
+    LogoutReason::Elsewhere
 }
 
 impl Cluster {
@@ -172,7 +189,7 @@ impl Cluster {
             rooms: rooms.clone(),
             reach: reach.clone(),
             timeout: config.node_timeout,
-            manager,
+            manager: manager.clone(),
             subscribed: false,
         };
         tracing::info!(node = %node, "this node joins the cluster");
@@ -182,6 +199,7 @@ impl Cluster {
                 ops: ops_tx,
                 reach,
                 rooms,
+                reader: manager,
             },
             events,
         ))
@@ -227,14 +245,27 @@ impl Cluster {
 
     /// Places a call if the callee is free, cluster-wide; answered with
     /// [`ClusterEvent::Decided`]. `known_here`: this node has seen the callee (else only
-    /// Redis can tell an offline user from one never seen).
-    pub fn place(&self, op: u64, shared: SharedCall, from: Origin, known_here: bool) {
+    /// Redis can tell an offline user from one never seen). `from`: the session that asked,
+    /// if one did.
+    pub fn place(&self, op: u64, shared: SharedCall, from: Option<Origin>, known_here: bool) {
         let _ = self.ops.send(Op::Place {
             op,
             shared: Box::new(shared),
             from,
             known_here,
         });
+    }
+
+    /// Logs every session of `user` out, on whichever node it is, as single-session logins do:
+    /// Redis takes them off at once and their nodes tell them (`reason`: revoked). Answers how
+    /// many sessions there were, or `unavailable` while Redis cannot be reached.
+    pub fn revoke(&self, user: String, reply: oneshot::Sender<Result<u64, ErrorCode>>) {
+        let _ = self.ops.send(Op::Revoke { user, reply });
+    }
+
+    /// A clone of the connection to Redis for reads, while it is up.
+    pub(super) fn reader(&self) -> Option<ConnectionManager> {
+        self.is_up().then(|| self.reader.clone())
     }
 
     /// Stops the link: the node is shutting down.
@@ -355,6 +386,8 @@ impl Link {
                 return;
             }
             Op::Leave { .. } | Op::Room(_) if !up => return,
+            // Answered below, where the reply can be moved out.
+            Op::Revoke { .. } => return self.revoke(op).await,
             Op::Room(json) => self
                 .manager
                 .publish::<_, _, i64>(ROOMS_CHANNEL, json)
@@ -399,6 +432,25 @@ impl Link {
         if let Err(e) = result {
             self.reach.went_down(&e);
         }
+    }
+
+    /// Runs a [`Op::Revoke`] in order with this node's other changes, and answers it.
+    async fn revoke(&mut self, op: Op) {
+        let Op::Revoke { user, reply } = op else {
+            return;
+        };
+        if !self.reach.is_up() {
+            let _ = reply.send(Err(ErrorCode::Unavailable));
+            return;
+        }
+        let revoked = scripts::REVOKE
+            .arg(&user)
+            .invoke_async::<u64>(&mut self.manager)
+            .await;
+        let _ = reply.send(revoked.as_ref().copied().map_err(|e| {
+            self.reach.went_down(e);
+            ErrorCode::Unavailable
+        }));
     }
 
     async fn sync(
@@ -591,9 +643,10 @@ fn presence(p: Published, node: &str) -> ClusterEvent {
             (of == node).then(|| session.parse().ok()).flatten()
         })
         .collect();
-    ClusterEvent::LoggedInElsewhere {
+    ClusterEvent::LoggedOut {
         user: p.user,
         sessions,
+        reason: p.reason,
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod connectivity;
 mod decisions;
+mod directory_reads;
 mod link;
 mod records;
 mod scripts;

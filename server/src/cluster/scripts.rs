@@ -1,12 +1,13 @@
 //! The Lua scripts that change the shared directory in Redis, each atomic: a user's sessions
 //! across nodes, who is online, the nodes alive, and the presence changes published once each.
 //!
-//! Keys: `sb:online` (hash user → name: online anywhere), `sb:known` (hash user → name: seen on
-//! any node), `sb:sessions:<user>` (set of
+//! Keys: `sb:online` (hash user → name: online anywhere), `sb:since` (hash user → when they
+//! came online, ms), `sb:known` (hash user → name: seen on any node), `sb:sessions:<user>` (set of
 //! `<node>/<session>`), `sb:node:<node>:users` (hash user → that node's sessions of them),
 //! `sb:nodes` (sorted set: node → the time its heartbeat runs out, ms). Channel:
 //! `sb:presence`, one JSON message per user coming online or going offline, and one per login
-//! that took a single-session user's other sessions away (`kicked`).
+//! that took a single-session user's other sessions away (`kicked`), or by which the site took
+//! all of them (`kicked`, `reason` `revoked`).
 //!
 //! Calls: `sb:call:<id>` (a [`super::shared_call::SharedCall`] as JSON), `sb:calls` (set of
 //! live call ids), `sb:user_calls:<user>` (set), `sb:outgoing:<user>` (the user's one outgoing
@@ -44,7 +45,10 @@ local function add(node, session, user, name)
   end
   local was = redis.call('HGET', 'sb:online', user)
   redis.call('HSET', 'sb:online', user, name)
-  if not was then publish(user, name, true) end
+  if not was then
+    redis.call('HSET', 'sb:since', user, now_ms())
+    publish(user, name, true)
+  end
 end
 -- Takes one session off a user; the user goes offline with their last.
 local function drop(node, member, user)
@@ -58,6 +62,7 @@ local function drop(node, member, user)
     local name = redis.call('HGET', 'sb:online', user)
     if name then
       redis.call('HDEL', 'sb:online', user)
+      redis.call('HDEL', 'sb:since', user)
       publish(user, name, false)
     end
   end
@@ -99,6 +104,46 @@ if ARGV[5] == '1' then
 end
 return 1"#
     ))
+});
+
+/// Takes every session of a user off, on every node, and publishes the ones taken on
+/// `sb:presence` as `kicked` with `reason` `revoked`, for their nodes to log out (the user's
+/// going offline is published first, as any last session's end). ARGV: user. Returns how many
+/// sessions there were.
+pub static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{PRELUDE}
+local user = ARGV[1]
+local name = redis.call('HGET', 'sb:online', user) or redis.call('HGET', 'sb:known', user) or ''
+local kicked = {{}}
+for _, member in ipairs(redis.call('SMEMBERS', 'sb:sessions:' .. user)) do
+  drop(string.match(member, '^(.*)/[^/]*$'), member, user)
+  table.insert(kicked, member)
+end
+if #kicked > 0 then
+  redis.call('PUBLISH', 'sb:presence',
+    cjson.encode({{user = user, name = name, online = false, kicked = kicked, reason = 'revoked'}}))
+end
+return #kicked"#
+    ))
+});
+
+/// The presence of each user in ARGV, four strings each: the name (online, else as last seen;
+/// empty for a user never seen), `1` if online anywhere, when they came online (ms; empty if
+/// offline), and how many sessions they have on all nodes.
+pub static PRESENCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+for _, user in ipairs(ARGV) do
+  local online = redis.call('HGET', 'sb:online', user)
+  table.insert(out, online or redis.call('HGET', 'sb:known', user) or '')
+  table.insert(out, online and '1' or '0')
+  table.insert(out, online and redis.call('HGET', 'sb:since', user) or '')
+  table.insert(out, tostring(redis.call('SCARD', 'sb:sessions:' .. user)))
+end
+return out"#,
+    )
 });
 
 /// ARGV: node, session, user.

@@ -18,6 +18,14 @@ use crate::{
 const CALL_ID_BYTES: usize = 12;
 const LINK_BYTES: usize = 24;
 
+/// A call that was placed.
+pub(super) enum Placed {
+    /// It rings (one node).
+    Ringing(Call),
+    /// The cluster decides whether it rings, as change `op` of this node's.
+    Deciding(u64),
+}
+
 impl Engine {
     pub(super) fn place_call(
         &mut self,
@@ -30,6 +38,22 @@ impl Engine {
             .user(session)
             .ok_or(ErrorCode::NotLoggedIn)?
             .to_string();
+        let caller = UserRef {
+            name: self.directory.online_name(&caller_id),
+            id: caller_id,
+        };
+        self.place(caller, to, Some((session, re))).map(drop)
+    }
+
+    /// Places a call from `caller` to `to` under the same rules whoever asks: a session's
+    /// command (`from`), or the site's backend on the caller's behalf (`None`); either way
+    /// every session of both users hears of it.
+    pub(super) fn place(
+        &mut self,
+        caller: UserRef,
+        to: String,
+        from: Option<(SessionId, Option<u32>)>,
+    ) -> Result<Placed, ErrorCode> {
         if !validate_user_id(&to) {
             return Err(ErrorCode::InvalidUserId);
         }
@@ -44,14 +68,10 @@ impl Engine {
             return Err(ErrorCode::Unavailable);
         }
         if let Some(limiter) = &self.limiter
-            && limiter.check_key(&caller_id).is_err()
+            && limiter.check_key(&caller.id).is_err()
         {
             return Err(ErrorCode::RateLimited);
         }
-        let caller = UserRef {
-            name: self.directory.online_name(&caller_id),
-            id: caller_id,
-        };
         let callee = UserRef {
             name: self.directory.name(&to).unwrap_or_default().to_string(),
             id: to,
@@ -77,8 +97,7 @@ impl Engine {
                 caller_link: super::token(LINK_BYTES),
                 callee_link: super::token(LINK_BYTES),
             };
-            self.place_shared(session, re, record);
-            return Ok(());
+            return Ok(Placed::Deciding(self.place_shared(from, record)));
         }
         // One outgoing call per user: a call that will ring withdraws the previous one, as in
         // 2010. A refused call changes nothing.
@@ -92,12 +111,13 @@ impl Engine {
         };
         self.writes.push(Write::Insert(Box::new(record.clone())));
         self.reached(&record.call);
+        let placed = record.call.clone();
         self.calls.track(record, now);
         if let Some(live) = self.calls.get(&id) {
-            let deliveries = self.notifications(live, Some((session, re)));
+            let deliveries = self.notifications(live, from);
             self.send(deliveries);
         }
-        Ok(())
+        Ok(Placed::Ringing(placed))
     }
 
     /// How `user` can be reached by `caller`.
@@ -136,31 +156,34 @@ impl Engine {
             .ok_or(ErrorCode::NotLoggedIn)?
             .to_string();
         self.transition(&call, input(user), Some((session, re)))
+            .map(drop)
     }
 
     /// Feeds an input to the call book and performs the effects. `from` is the session (and
-    /// command id) that caused it, if any.
+    /// command id) that caused it, if any. Returns the call as it is now on one node; in a
+    /// cluster the change is decided in Redis, and `None` is returned at once.
     pub(super) fn transition(
         &mut self,
         id: &CallId,
         input: Input,
         from: Option<(SessionId, Option<u32>)>,
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<Option<Call>, ErrorCode> {
         if self.cluster.is_some() {
             let pending = match from {
                 Some((session, re)) => Pending::Command { session, re },
                 None => Pending::Quiet,
             };
             self.step_shared(id, input, from, pending);
-            return Ok(());
+            return Ok(None);
         }
         let now = self.clock.now();
         let stepped = self
             .calls
             .step(id, input, now, from.map(|(session, _)| session))?;
         let Some(live) = stepped.released.as_ref().or_else(|| self.calls.get(id)) else {
-            return Ok(());
+            return Ok(None);
         };
+        let changed = live.call.clone();
         if stepped.effects.contains(&Effect::Persist) {
             self.writes.push(Write::Update(Box::new(live.call.clone())));
             self.reached(&live.call);
@@ -178,7 +201,7 @@ impl Engine {
             let room = live.room();
             tokio::spawn(async move { rooms.call_over(&room).await });
         }
-        Ok(())
+        Ok(Some(changed))
     }
 
     /// Counts and logs a call's new state, once per change wherever it was decided. The log

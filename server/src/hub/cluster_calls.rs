@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::{LinkAction, SessionId, engine::Engine};
 use crate::{
-    calls::Input,
+    calls::{Call, Input},
     cluster::{CallChange, Origin, SharedCall},
     rooms::Joiner,
     store::CallRecord,
@@ -25,12 +25,14 @@ pub(super) enum Pending {
         token: String,
         reply: oneshot::Sender<Option<Joiner>>,
     },
+    /// The site's backend: the call as decided, or why not.
+    Backend(oneshot::Sender<Result<Call, ErrorCode>>),
     /// Nobody: a timer, or a participant gone offline.
     Quiet,
 }
 
 impl Engine {
-    fn pend(&mut self, pending: Pending) -> u64 {
+    pub(super) fn pend(&mut self, pending: Pending) -> u64 {
         self.next_op += 1;
         self.pending.insert(self.next_op, pending);
         self.next_op
@@ -44,22 +46,30 @@ impl Engine {
         })
     }
 
-    /// Asks the cluster to place a call: it rings if the callee is free anywhere.
-    pub(super) fn place_shared(&mut self, session: SessionId, re: Option<u32>, record: CallRecord) {
-        let Some(from) = self.origin(session, re) else {
-            return;
-        };
+    /// Asks the cluster to place a call: it rings if the callee is free anywhere. `from`: the
+    /// session that asked, if one did. Returns the change's number, under which a session's
+    /// refusal is told to it (the backend's caller puts its own reply there instead).
+    pub(super) fn place_shared(
+        &mut self,
+        from: Option<(SessionId, Option<u32>)>,
+        record: CallRecord,
+    ) -> u64 {
         let callee = &record.call.callee.id;
         let known_here = self.directory.is_known(callee) || self.directory.is_online(callee);
-        let op = self.pend(Pending::Command { session, re });
+        let (origin, pending) = match from {
+            Some((session, re)) => (self.origin(session, re), Pending::Command { session, re }),
+            None => (None, Pending::Quiet),
+        };
+        let op = self.pend(pending);
         if let Some(cluster) = &self.cluster {
             let shared = SharedCall {
                 version: 1,
                 record,
                 handled_by: None,
             };
-            cluster.place(op, shared, from, known_here);
+            cluster.place(op, shared, origin, known_here);
         }
+        op
     }
 
     /// Asks the cluster to feed an input to a call.
@@ -118,15 +128,25 @@ impl Engine {
                 // Its record reaches the database through Redis's stream of records.
                 self.reached(&change.shared.record.call);
                 let id = change.shared.record.call.id.clone();
+                let call = change.shared.record.call.clone();
                 let ended = self.apply_change(change);
-                if let Pending::Link { token, reply } = pending {
-                    let _ = reply.send(self.joiner(&token, &id, ended));
+                match pending {
+                    Pending::Link { token, reply } => {
+                        let _ = reply.send(self.joiner(&token, &id, ended));
+                    }
+                    Pending::Backend(reply) => {
+                        let _ = reply.send(Ok(call));
+                    }
+                    Pending::Command { .. } | Pending::Quiet => {}
                 }
             }
             Err(code) => match pending {
                 Pending::Command { session, re } => self.refuse(session, re, code),
                 Pending::Link { reply, .. } => {
                     let _ = reply.send(None);
+                }
+                Pending::Backend(reply) => {
+                    let _ = reply.send(Err(code));
                 }
                 Pending::Quiet => {}
             },

@@ -7,11 +7,14 @@ use std::collections::{HashMap, HashSet};
 use switchboard_proto::{Event, UserRef};
 
 use super::SessionId;
+use crate::calls::Millis;
 
 /// A user with at least one session.
 struct Online {
     name: String,
     sessions: Vec<SessionId>,
+    /// When their first session joined, for the site's backend.
+    since: Millis,
 }
 
 /// What became of a user when a session joined or left them.
@@ -167,8 +170,8 @@ impl Directory {
         }
     }
 
-    /// Puts a session on a user.
-    pub fn join(&mut self, session: SessionId, user: &UserRef) -> Change {
+    /// Puts a session on a user; `now` is when they came online, if this brings them.
+    pub fn join(&mut self, session: SessionId, user: &UserRef, now: Millis) -> Change {
         self.known.insert(user.id.clone(), user.name.clone());
         let came_online = !self.online.contains_key(&user.id);
         let online = self
@@ -177,6 +180,7 @@ impl Directory {
             .or_insert_with(|| Online {
                 name: user.name.clone(),
                 sessions: Vec::new(),
+                since: now,
             });
         online.name.clone_from(&user.name);
         online.sessions.push(session);
@@ -260,6 +264,19 @@ impl Directory {
     pub fn known_count(&self) -> usize {
         self.known.len()
     }
+
+    /// How many users are online (in a cluster: anywhere).
+    pub fn online_count(&self) -> usize {
+        match &self.cluster {
+            Some(everyone) => everyone.len(),
+            None => self.online.len(),
+        }
+    }
+
+    /// When a user with a session on this node came online.
+    pub fn online_since(&self, user: &str) -> Option<Millis> {
+        self.online.get(user).map(|o| o.since)
+    }
 }
 
 #[cfg(test)]
@@ -276,8 +293,13 @@ mod tests {
     #[test]
     fn a_user_is_online_while_any_session_is() {
         let mut d = Directory::default();
-        assert_eq!(d.join(1, &user("ann")), Change::CameOnline);
-        assert_eq!(d.join(2, &user("ann")), Change::Unchanged);
+        assert_eq!(d.join(1, &user("ann"), 1_000), Change::CameOnline);
+        assert_eq!(d.join(2, &user("ann"), 2_000), Change::Unchanged);
+        assert_eq!(
+            d.online_since("ann"),
+            Some(1_000),
+            "since the first session"
+        );
         assert_eq!(d.leave(1, "ann"), Change::Unchanged);
         assert!(d.is_online("ann"));
         assert_eq!(d.sessions("ann"), vec![2]);
@@ -315,7 +337,7 @@ mod tests {
     #[test]
     fn only_offline_users_outside_calls_are_forgotten() {
         let mut d = Directory::new((0..20).map(|i| user(&format!("u{i}"))));
-        d.join(1, &user("u0"));
+        d.join(1, &user("u0"), 0);
         let forgotten = d.forget_beyond(10, |u| u == "u1");
         assert_eq!(forgotten, 11, "down to nine tenths of the cap");
         assert!(d.is_known("u0") && d.is_known("u1"));

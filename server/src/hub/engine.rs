@@ -192,6 +192,7 @@ impl Engine {
                     let _ = reply.send(self.link(&token, action));
                 }
             }
+            Msg::Backend(ask) => self.backend(ask),
             // `run` handles shutdown before dispatching here.
             Msg::Shutdown(_) => {}
         }

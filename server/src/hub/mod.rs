@@ -2,6 +2,7 @@
 //! and timers talk to it through a bounded channel; it never touches the database itself, it
 //! queues writes for the store.
 
+mod backend;
 mod call_book;
 mod call_flow;
 mod clock;
@@ -19,6 +20,7 @@ use axum::extract::ws::Utf8Bytes;
 use switchboard_proto::{CallId, ErrorCode, Resume, UserRef};
 use tokio::sync::{mpsc, oneshot};
 
+pub use backend::{LiveQuery, UserPresence};
 pub use clock::Clock;
 use engine::Engine;
 
@@ -101,6 +103,8 @@ enum Msg {
         action: LinkAction,
         reply: oneshot::Sender<Option<Joiner>>,
     },
+    /// A request from the site's backend (the HTTP API).
+    Backend(backend::Ask),
     Shutdown(oneshot::Sender<()>),
 }
 

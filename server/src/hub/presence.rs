@@ -71,22 +71,21 @@ impl Engine {
             if let Some(cluster) = &self.cluster {
                 cluster.leave(other, user);
             }
-            self.logged_in_elsewhere(other, user);
+            self.logged_out(other, user, LogoutReason::Elsewhere);
         }
     }
 
-    /// The session loses its user to a login elsewhere; the user stays online there.
-    fn logged_in_elsewhere(&mut self, session: SessionId, user: &str) {
-        self.directory.leave(session, user);
+    /// The session loses its user for `reason`, which its client is told: a login elsewhere
+    /// (the user stays online there), or the site logging the user out everywhere. In a
+    /// cluster, Redis has taken the session off already.
+    pub(super) fn logged_out(&mut self, session: SessionId, user: &str, reason: LogoutReason) {
         self.sessions.set_user(session, None);
+        if self.directory.leave(session, user) == Change::WentOffline {
+            self.went_offline(user);
+        }
         self.set_watching(session, Vec::new());
-        self.sessions.deliver(
-            session,
-            None,
-            &Event::LoggedOut {
-                reason: LogoutReason::Elsewhere,
-            },
-        );
+        self.sessions
+            .deliver(session, None, &Event::LoggedOut { reason });
     }
 
     fn join_user(&mut self, session: SessionId, user: &UserRef, re: Option<u32>) {
@@ -95,7 +94,7 @@ impl Engine {
             user: user.clone(),
             at: self.clock.now(),
         });
-        let change = self.directory.join(session, user);
+        let change = self.directory.join(session, user, self.clock.now());
         if change == Change::CameOnline {
             self.metrics.users_online.inc();
         }
@@ -165,11 +164,15 @@ impl Engine {
                     }
                 }
             }
-            ClusterEvent::LoggedInElsewhere { user, sessions } => {
+            ClusterEvent::LoggedOut {
+                user,
+                sessions,
+                reason,
+            } => {
                 for session in sessions {
                     // Unless it logged out or in as someone else meanwhile.
                     if self.sessions.user(session) == Some(user.as_str()) {
-                        self.logged_in_elsewhere(session, &user);
+                        self.logged_out(session, &user, reason);
                     }
                 }
             }
