@@ -157,6 +157,30 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_timeout: Option<String>,
+    /// Comma-separated URLs the site's backend takes signed events at (unset: no webhooks).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_urls: Option<String>,
+    /// The secret webhooks are signed with (at least 32 bytes).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// How long an event is retried before it is given up, e.g. 24h.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_retry_for: Option<String>,
+    /// Longest one webhook request may take, e.g. 10s.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_timeout: Option<String>,
+    /// Longest pause between two attempts at an event, e.g. 10m.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_backoff_max: Option<String>,
+    /// Allow http:// webhook URLs on other machines (events and signatures cross in clear).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_allow_http: Option<bool>,
 }
 
 /// Every setting, as layered from the sources; see [`Config`] for the validated form.
@@ -272,6 +296,22 @@ pub struct Settings {
     /// A node without a heartbeat for this long is dead to the others.
     #[serde(with = "humantime_serde")]
     pub node_timeout: Duration,
+    /// Where the site's backend hears of calls and presence; empty: no webhooks.
+    #[serde(deserialize_with = "comma_list")]
+    pub webhook_urls: Vec<String>,
+    /// Signs every webhook, so the backend can tell them from forgeries.
+    pub webhook_secret: Option<String>,
+    /// An event not acknowledged within this long of being recorded is given up.
+    #[serde(with = "humantime_serde")]
+    pub webhook_retry_for: Duration,
+    /// Longest one webhook request may take.
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// Longest pause between two attempts at an event.
+    #[serde(with = "humantime_serde")]
+    pub webhook_backoff_max: Duration,
+    /// Webhooks in clear to another machine must be meant.
+    pub webhook_allow_http: bool,
 }
 
 impl Default for Settings {
@@ -334,6 +374,12 @@ impl Default for Settings {
             database_url: None,
             redis_url: None,
             node_timeout: Duration::from_secs(10),
+            webhook_urls: Vec::new(),
+            webhook_secret: None,
+            webhook_retry_for: Duration::from_secs(24 * 3600),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_backoff_max: Duration::from_secs(10 * 60),
+            webhook_allow_http: false,
         }
     }
 }
@@ -381,6 +427,7 @@ fn cluster_config(s: &Settings) -> Result<Option<ClusterConfig>, ConfigError> {
     Ok(Some(ClusterConfig {
         redis_url,
         node_timeout: s.node_timeout,
+        record_presence: !s.webhook_urls.is_empty(),
     }))
 }
 
@@ -414,7 +461,7 @@ pub enum ConfigError {
     Invalid { key: &'static str, problem: String },
 }
 
-fn invalid(key: &'static str, problem: impl ToString) -> ConfigError {
+pub(crate) fn invalid(key: &'static str, problem: impl ToString) -> ConfigError {
     ConfigError::Invalid {
         key,
         problem: problem.to_string(),
@@ -511,6 +558,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Set: records go to PostgreSQL (a `postgres://` URL) instead of `db`.
     pub database_url: Option<String>,
+    /// Set: the site's backend hears of calls and presence through signed webhooks.
+    pub webhooks: Option<crate::webhooks::WebhookConfig>,
 }
 
 /// How this node finds the others.
@@ -518,6 +567,8 @@ pub struct Config {
 pub struct ClusterConfig {
     pub redis_url: Url,
     pub node_timeout: Duration,
+    /// Webhooks are on: Redis records each presence change with the decision, once.
+    pub record_presence: bool,
 }
 
 impl Config {
@@ -656,6 +707,7 @@ impl Config {
         }
         let cluster = cluster_config(&s)?;
         let database_url = database_url(&s)?;
+        let webhooks = crate::webhooks::WebhookConfig::from_settings(&s)?;
         Ok(Self {
             listen: s.listen,
             db: s.db,
@@ -688,6 +740,7 @@ impl Config {
             metrics_listen,
             cluster,
             database_url,
+            webhooks,
             admission: AdmissionLimits {
                 connections_per_ip: s.connections_per_ip,
                 max_connections: s.max_connections,
@@ -911,7 +964,7 @@ fn room_tokens(s: &Settings, template: &str) -> Result<Option<JitsiTokens>, Conf
 }
 
 /// Whether the URL's host is this machine (`localhost`, 127.0.0.0/8 or `::1`).
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

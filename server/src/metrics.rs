@@ -54,6 +54,11 @@ pub struct Metrics {
     /// 1 while this node reaches the cluster's Redis, 0 while it does not (absent for one
     /// node alone).
     pub redis_up: Gauge,
+    /// Webhook attempts `delivered` and `failed`, and events `given_up` (absent without
+    /// webhooks).
+    pub webhooks: Family<OutcomeLabel, Counter>,
+    /// Webhook events queued and not yet delivered or given up (absent without webhooks).
+    pub webhook_outbox: Gauge,
 }
 
 impl Default for Metrics {
@@ -74,6 +79,8 @@ impl Default for Metrics {
             turned_away: Family::default(),
             memory: Memory::default(),
             redis_up: Gauge::default(),
+            webhooks: Family::default(),
+            webhook_outbox: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -156,6 +163,21 @@ impl Metrics {
             "redis_up",
             "1 while this node reaches the cluster's Redis",
             self.redis_up.clone(),
+        );
+        self
+    }
+
+    /// The figures only a server with webhooks has.
+    pub fn for_webhooks(mut self) -> Self {
+        self.registry.register(
+            "webhooks",
+            "Webhook attempts delivered and failed, and events given up",
+            self.webhooks.clone(),
+        );
+        self.registry.register(
+            "webhook_outbox",
+            "Webhook events queued and not yet delivered or given up",
+            self.webhook_outbox.clone(),
         );
         self
     }
