@@ -17,3 +17,4 @@ mod resume;
 mod rooms;
 mod security;
 mod store;
+mod webhooks;
