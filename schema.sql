@@ -1,4 +1,4 @@
--- Switchboard's records: the SQLite schema as it stands (version 2, SQLite's user_version).
+-- Switchboard's records: the SQLite schema as it stands (version 3, SQLite's user_version).
 -- The server builds it by running server/src/store/migrations/ in order, which also brings an
 -- older database up to date; a test checks that the two agree. All times are milliseconds
 -- since the Unix epoch.
@@ -55,3 +55,34 @@ CREATE VIEW call_events (call_id, at, state, detail, step) AS
     SELECT call_id, at, 'note', detail, 2 FROM call_notes
     UNION ALL
     SELECT id, ended_at, state, reason, 3 FROM calls WHERE ended_at IS NOT NULL;
+
+-- Events for the site's backend (webhooks), queued in the same transaction as the change they
+-- report: one row per event and configured URL, deleted once that URL acknowledged it or it was
+-- given up. `subject` (`call:<id>` or `user:<id>`) and `step` order a subject's events; `seq`
+-- orders the rest. A sender holds the rows it is sending until `claimed_until`; a failed one
+-- waits until `due_at`.
+CREATE TABLE webhook_outbox (
+    seq           INTEGER PRIMARY KEY,
+    event_id      TEXT NOT NULL,
+    url           TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    step          INTEGER NOT NULL,
+    body          TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    due_at        INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    claimed_until INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (event_id, url)
+) STRICT;
+
+-- The rows each URL's sender may take next, oldest first; and a subject's rows in order.
+CREATE INDEX webhook_outbox_due ON webhook_outbox (url, due_at);
+CREATE INDEX webhook_outbox_order ON webhook_outbox (url, subject, step, seq);
+
+-- What the site's backend was last told of each user (online or not, as of `at`), so a
+-- presence change recorded twice, or late, is told once.
+CREATE TABLE webhook_presence (
+    user_id TEXT PRIMARY KEY,
+    online  INTEGER NOT NULL,
+    at      INTEGER NOT NULL
+) STRICT;

@@ -13,9 +13,9 @@ use url::Url;
 
 use crate::{
     admission::AdmissionLimits,
+    api::ApiConfig,
     assets::Www,
     logging::LogFormat,
-    api::ApiConfig,
     rooms::{IceConfig, IcePolicy, JitsiTokens, OpenMeetingsConfig, TurnRelay, UrlTemplate},
     socket::Timing,
 };
@@ -183,6 +183,30 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
+    /// Comma-separated URLs the site's backend takes signed events at (unset: no webhooks).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_urls: Option<String>,
+    /// The secret webhooks are signed with (at least 32 bytes).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// How long an event is retried before it is given up, e.g. 24h.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_retry_for: Option<String>,
+    /// Longest one webhook request may take, e.g. 10s.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_timeout: Option<String>,
+    /// Longest pause between two attempts at an event, e.g. 10m.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_backoff_max: Option<String>,
+    /// Allow http:// webhook URLs on other machines (events and signatures cross in clear).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_allow_http: Option<bool>,
 }
 
 /// Every setting, as layered from the sources; see [`Config`] for the validated form.
@@ -309,6 +333,22 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `tracing` filter directives.
     pub log_level: String,
+    /// Where the site's backend hears of calls and presence; empty: no webhooks.
+    #[serde(deserialize_with = "comma_list")]
+    pub webhook_urls: Vec<String>,
+    /// Signs every webhook, so the backend can tell them from forgeries.
+    pub webhook_secret: Option<String>,
+    /// An event not acknowledged within this long of being recorded is given up.
+    #[serde(with = "humantime_serde")]
+    pub webhook_retry_for: Duration,
+    /// Longest one webhook request may take.
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// Longest pause between two attempts at an event.
+    #[serde(with = "humantime_serde")]
+    pub webhook_backoff_max: Duration,
+    /// Webhooks in clear to another machine must be meant.
+    pub webhook_allow_http: bool,
 }
 
 impl Default for Settings {
@@ -376,6 +416,12 @@ impl Default for Settings {
             node_timeout: Duration::from_secs(10),
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            webhook_urls: Vec::new(),
+            webhook_secret: None,
+            webhook_retry_for: Duration::from_secs(24 * 3600),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_backoff_max: Duration::from_secs(10 * 60),
+            webhook_allow_http: false,
         }
     }
 }
@@ -423,6 +469,7 @@ fn cluster_config(s: &Settings) -> Result<Option<ClusterConfig>, ConfigError> {
     Ok(Some(ClusterConfig {
         redis_url,
         node_timeout: s.node_timeout,
+        record_presence: !s.webhook_urls.is_empty(),
     }))
 }
 
@@ -456,7 +503,7 @@ pub enum ConfigError {
     Invalid { key: &'static str, problem: String },
 }
 
-fn invalid(key: &'static str, problem: impl ToString) -> ConfigError {
+pub(crate) fn invalid(key: &'static str, problem: impl ToString) -> ConfigError {
     ConfigError::Invalid {
         key,
         problem: problem.to_string(),
@@ -557,6 +604,8 @@ pub struct Config {
     pub log_level: String,
     /// Set (keys configured): the HTTP API for the site's backend is served.
     pub api: Option<ApiConfig>,
+    /// Set: the site's backend hears of calls and presence through signed webhooks.
+    pub webhooks: Option<crate::webhooks::WebhookConfig>,
 }
 
 /// How this node finds the others.
@@ -564,6 +613,8 @@ pub struct Config {
 pub struct ClusterConfig {
     pub redis_url: Url,
     pub node_timeout: Duration,
+    /// Webhooks are on: Redis records each presence change with the decision, once.
+    pub record_presence: bool,
 }
 
 impl Config {
@@ -704,6 +755,7 @@ impl Config {
         let database_url = database_url(&s)?;
         crate::logging::parse_level(&s.log_level).map_err(|e| invalid("log_level", e))?;
         let api = api(&s)?;
+        let webhooks = crate::webhooks::WebhookConfig::from_settings(&s)?;
         Ok(Self {
             listen: s.listen,
             db: s.db,
@@ -739,6 +791,7 @@ impl Config {
             log_format: s.log_format,
             log_level: s.log_level,
             api,
+            webhooks,
             admission: AdmissionLimits {
                 connections_per_ip: s.connections_per_ip,
                 max_connections: s.max_connections,
@@ -989,7 +1042,7 @@ fn room_tokens(s: &Settings, template: &str) -> Result<Option<JitsiTokens>, Conf
 }
 
 /// Whether the URL's host is this machine (`localhost`, 127.0.0.0/8 or `::1`).
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -22,6 +22,7 @@ pub mod reload;
 pub mod rooms;
 pub mod socket;
 pub mod store;
+pub mod webhooks;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -37,6 +38,7 @@ use identity::Identity;
 use metrics::Metrics;
 use rooms::{BuiltinRoom, OpenMeetings, RoomProvider};
 use store::{Instruments, Store};
+use webhooks::Webhooks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -50,6 +52,8 @@ pub enum StartError {
     Redis(#[from] redis::RedisError),
     #[error("opening the database for the API: {0}")]
     Api(#[from] api::ReadError),
+    #[error(transparent)]
+    Webhooks(#[from] webhooks::WebhookError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +119,10 @@ pub async fn start(
         Some(_) => Metrics::default().for_cluster(),
         None => Metrics::default(),
     };
+    let metrics = match config.webhooks {
+        Some(_) => metrics.for_webhooks(),
+        None => metrics,
+    };
     let metrics = Arc::new(metrics);
     let instruments = Instruments {
         errors: metrics.store_errors.clone(),
@@ -129,6 +137,19 @@ pub async fn start(
     })
     .await
     .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let webhooks = match &config.webhooks {
+        Some(hooks) => {
+            let database = match &config.database_url {
+                Some(url) => webhooks::Database::Postgres(url),
+                None => webhooks::Database::Sqlite(&config.db),
+            };
+            let (webhooks, recorder) = Webhooks::start(hooks, database, metrics.clone()).await?;
+            // Before the hub and the cluster exist, so before the first write.
+            store.record_webhooks(recorder);
+            Some(webhooks)
+        }
+        None => None,
+    };
     let store_health = store.health();
     let cluster = config
         .cluster
@@ -164,6 +185,7 @@ pub async fn start(
             limits: config.limits.clone(),
             replay_for: config.limits.timing.idle_timeout + config.presence_grace,
             public_url,
+            record_presence: config.webhooks.is_some(),
         },
         loaded,
         store,
@@ -231,9 +253,14 @@ pub async fn start(
             metrics.abort();
         }
         drop(hub);
-        tokio::task::spawn_blocking(move || writer.join())
+        let written = tokio::task::spawn_blocking(move || writer.join())
             .await
-            .unwrap_or(Err(store::StoreError::WriterGone))
+            .unwrap_or(Err(store::StoreError::WriterGone));
+        // What they did not deliver stays queued for the next start.
+        if let Some(webhooks) = webhooks {
+            webhooks.stop().await;
+        }
+        written
     });
     tracing::info!(%addr, "switchboard listening");
     if let Some(at) = metrics_addr {

@@ -54,6 +54,11 @@ pub struct Metrics {
     /// 1 while this node reaches the cluster's Redis, 0 while it does not (absent for one
     /// node alone).
     pub redis_up: Gauge,
+    /// Webhook attempts `delivered` and `failed`, and events `given_up` (absent without
+    /// webhooks).
+    pub webhooks: Family<OutcomeLabel, Counter>,
+    /// Webhook events queued and not yet delivered or given up (absent without webhooks).
+    pub webhook_outbox: Gauge,
     /// From a `call` command received to its events handed to both parties' connections.
     pub ring_seconds: Histogram,
     /// From an `answer` command received to its events handed to both parties' connections.
@@ -95,6 +100,8 @@ impl Default for Metrics {
             answer_seconds: latency_histogram(),
             hub_queue: Gauge::default(),
             store_commit_seconds: latency_histogram(),
+            webhooks: Family::default(),
+            webhook_outbox: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -197,6 +204,21 @@ impl Metrics {
             "redis_up",
             "1 while this node reaches the cluster's Redis",
             self.redis_up.clone(),
+        );
+        self
+    }
+
+    /// The figures only a server with webhooks has.
+    pub fn for_webhooks(mut self) -> Self {
+        self.registry.register(
+            "webhooks",
+            "Webhook attempts delivered and failed, and events given up",
+            self.webhooks.clone(),
+        );
+        self.registry.register(
+            "webhook_outbox",
+            "Webhook events queued and not yet delivered or given up",
+            self.webhook_outbox.clone(),
         );
         self
     }

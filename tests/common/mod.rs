@@ -8,6 +8,7 @@ pub mod fake_openmeetings;
 pub mod postgres;
 pub mod redis;
 pub mod server;
+pub mod webhook_receiver;
 
 pub use client::Client;
 pub use server::{PRESENCE_GRACE, TestServer};

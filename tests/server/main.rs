@@ -19,3 +19,4 @@ mod resume;
 mod rooms;
 mod security;
 mod store;
+mod webhooks;

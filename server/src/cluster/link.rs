@@ -191,6 +191,7 @@ impl Cluster {
             timeout: config.node_timeout,
             manager: manager.clone(),
             subscribed: false,
+            record_presence: config.record_presence,
         };
         tracing::info!(node = %node, "this node joins the cluster");
         tokio::spawn(link.run(ops, pushes, heartbeat));
@@ -309,6 +310,8 @@ struct Link {
     timeout: Duration,
     manager: ConnectionManager,
     subscribed: bool,
+    /// Webhooks are on: the presence scripts record their changes in the records stream.
+    record_presence: bool,
 }
 
 impl Link {
@@ -403,7 +406,9 @@ impl Link {
                 re,
                 single,
             } => {
-                let joined = scripts::JOIN
+                let mut join = scripts::JOIN.prepare_invoke();
+                records::record_presence(&mut join, self.record_presence);
+                let joined = join
                     .arg(node)
                     .arg(session)
                     .arg(&user.id)
@@ -419,7 +424,9 @@ impl Link {
                 joined
             }
             Op::Leave { session, user } => {
-                scripts::LEAVE
+                let mut leave = scripts::LEAVE.prepare_invoke();
+                records::record_presence(&mut leave, self.record_presence);
+                leave
                     .arg(node)
                     .arg(session)
                     .arg(user)
@@ -471,6 +478,7 @@ impl Link {
             restore.invoke_async::<i64>(&mut self.manager).await?;
         }
         let mut invocation = scripts::SYNC.prepare_invoke();
+        records::record_presence(&mut invocation, self.record_presence);
         invocation
             .arg(self.reach.node())
             .arg(self.timeout.as_millis() as u64);
@@ -515,7 +523,9 @@ impl Link {
                 Err(e) => return self.reach.went_down(&e),
             }
         }
-        let known = scripts::HEARTBEAT
+        let mut heartbeat = scripts::HEARTBEAT.prepare_invoke();
+        records::record_presence(&mut heartbeat, self.record_presence);
+        let known = heartbeat
             .arg(self.reach.node())
             .arg(self.timeout.as_millis() as u64)
             .invoke_async::<i64>(&mut self.manager)

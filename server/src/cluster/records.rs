@@ -13,6 +13,10 @@ use redis::{
     },
 };
 
+use redis::ScriptInvocation;
+use serde::Deserialize;
+use switchboard_proto::UserRef;
+
 use super::shared_call::SharedCall;
 use crate::store::{Store, Write};
 
@@ -61,7 +65,7 @@ pub fn write(entries: Vec<StreamId>, store: &Store, manager: &ConnectionManager)
     let mut ids = Vec::with_capacity(entries.len());
     for entry in entries {
         match record(&entry) {
-            Some(shared) => store.write(Write::Upsert(Box::new(shared.record))),
+            Some(write) => store.write(write),
             None => {
                 tracing::warn!(entry = %entry.id, "an unreadable call record in Redis; dropped")
             }
@@ -84,9 +88,40 @@ pub fn write(entries: Vec<StreamId>, store: &Store, manager: &ConnectionManager)
     });
 }
 
-fn record(entry: &StreamId) -> Option<SharedCall> {
-    match entry.map.get("r")? {
-        Value::BulkString(bytes) => serde_json::from_slice(bytes).ok(),
+/// A presence change as the scripts record it (webhooks on).
+#[derive(Deserialize)]
+struct PresenceRecord {
+    user: String,
+    name: String,
+    online: bool,
+    /// Redis's clock, in ms (a Lua number: read as a float).
+    at: f64,
+}
+
+/// The write an entry stands for: a call's record (`r`) or a presence change (`p`).
+fn record(entry: &StreamId) -> Option<Write> {
+    let field = |name| match entry.map.get(name)? {
+        Value::BulkString(bytes) => Some(bytes.as_slice()),
         _ => None,
+    };
+    if let Some(bytes) = field("r") {
+        let shared: SharedCall = serde_json::from_slice(bytes).ok()?;
+        return Some(Write::Upsert(Box::new(shared.record)));
+    }
+    let presence: PresenceRecord = serde_json::from_slice(field("p")?).ok()?;
+    Some(Write::Presence {
+        user: UserRef {
+            id: presence.user,
+            name: presence.name,
+        },
+        online: presence.online,
+        at: presence.at.max(0.0) as u64,
+    })
+}
+
+/// Has a presence script record its changes in the stream (webhooks on), once each.
+pub fn record_presence(invocation: &mut ScriptInvocation<'_>, record: bool) {
+    if record {
+        invocation.key(STREAM);
     }
 }

@@ -14,7 +14,9 @@
 //! call). Channel: `sb:calls`, one [`super::shared_call::CallChange`] per change. What a change
 //! is, `calls::step` decides on the node; the scripts only check that it was decided on the
 //! call's current version, and keep the indexes. Each change is also appended to the stream
-//! `sb:records`, which the nodes write to the database as one consumer group.
+//! `sb:records`, which the nodes write to the database as one consumer group. With webhooks on,
+//! the scripts that change presence are given that stream as `KEYS[1]`, and append each
+//! presence change to it too.
 
 use std::sync::LazyLock;
 
@@ -36,6 +38,11 @@ end
 local function node_users(node) return 'sb:node:' .. node .. ':users' end
 local function publish(user, name, online)
   redis.call('PUBLISH', 'sb:presence', cjson.encode({user = user, name = name, online = online}))
+  -- With webhooks on, KEYS[1] is the records stream: the change is recorded here, once.
+  if KEYS[1] then
+    redis.call('XADD', KEYS[1], '*', 'p',
+      cjson.encode({user = user, name = name, online = online, at = now_ms()}))
+  end
 end
 -- Puts one session of a node on a user; the user comes online with their first.
 local function add(node, session, user, name)

@@ -45,6 +45,9 @@ pub(super) struct Engine {
     /// Changes this node asked the cluster to decide, by number.
     pub pending: HashMap<u64, Pending>,
     pub next_op: u64,
+    /// After a restart with webhooks on: the users the site's backend was last told are
+    /// online, and when those who have not come back are told offline.
+    pub announced: Option<(tokio::time::Instant, Vec<String>)>,
 }
 
 /// What a node of a cluster hears from its link to Redis; never anything on one node alone.
@@ -53,6 +56,14 @@ async fn next_cluster_event(
 ) -> Option<ClusterEvent> {
     match events {
         Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes at `when`; never without one.
+async fn at(when: Option<tokio::time::Instant>) {
+    match when {
+        Some(when) => tokio::time::sleep_until(when).await,
         None => std::future::pending().await,
     }
 }
@@ -77,6 +88,13 @@ impl Engine {
             replay_for: config.replay_for,
             ring_timeout: config.ring_timeout,
         };
+        let announced = (config.record_presence
+            && cluster.is_none()
+            && !loaded.announced.is_empty())
+        .then(|| {
+            let window = config.presence_grace.max(super::presence::RECONNECT_WINDOW);
+            (tokio::time::Instant::now() + window, loaded.announced)
+        });
         let mut engine = Self {
             sessions: Sessions::new(rules, clock, metrics.clone()),
             directory: match cluster {
@@ -98,6 +116,7 @@ impl Engine {
             cluster,
             pending: HashMap::new(),
             next_op: 0,
+            announced,
         };
         // A cluster's live calls are in Redis, not in this node's database.
         if engine.cluster.is_none() {
@@ -138,6 +157,7 @@ impl Engine {
                 },
                 session = self.sessions.next_expired() => self.expire_session(session),
                 Some(event) = next_cluster_event(&mut cluster_events) => self.cluster_event(event),
+                () = at(self.announced.as_ref().map(|(when, _)| *when)) => self.absent_after_restart(),
                 (call, input) = self.calls.next_due() => {
                     let _ = self.transition(&call, input, None);
                 }

@@ -123,6 +123,8 @@ pub struct HubConfig {
     pub replay_for: Duration,
     /// Join links are `{public_url}/join/{token}`.
     pub public_url: String,
+    /// Webhooks are on: users coming online and going offline are recorded for them.
+    pub record_presence: bool,
 }
 
 /// A handle to the hub task. Cheap to clone.

@@ -1,11 +1,16 @@
 //! Presence: logging sessions in and out, users going on and offline, and telling watchers.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, time::Duration};
 
 use switchboard_proto::{ErrorCode, Event, LogoutReason, UserRef, validate_user_id};
 
 use super::{SessionId, directory::Change, engine::Engine, frame};
 use crate::{calls::Input, cluster::ClusterEvent, store::Write};
+
+/// How long after a restart the users who were online have to come back before the site's
+/// backend is told they went offline: the clients' longest pause between reconnection attempts
+/// (client-wasm's backoff), so every client still open has tried again by then.
+pub(super) const RECONNECT_WINDOW: Duration = Duration::from_secs(30);
 
 impl Engine {
     pub(super) fn login(
@@ -101,7 +106,10 @@ impl Engine {
         match &self.cluster {
             // Whether that brings the user online is for Redis to say, once, to every node.
             Some(cluster) => cluster.join(session, user, re, self.config.single_session),
-            None if change == Change::CameOnline => self.presence_changed(&user.id),
+            None if change == Change::CameOnline => {
+                self.record_presence(user.clone(), true);
+                self.presence_changed(&user.id);
+            }
             None => {}
         }
     }
@@ -122,17 +130,19 @@ impl Engine {
     /// The user's last session on this node is gone.
     fn went_offline(&mut self, user: &str) {
         self.metrics.users_online.dec();
+        let seen = UserRef {
+            id: user.to_string(),
+            name: self.directory.name(user).unwrap_or_default().to_string(),
+        };
         self.writes.push(Write::SeenUser {
-            user: UserRef {
-                id: user.to_string(),
-                name: self.directory.name(user).unwrap_or_default().to_string(),
-            },
+            user: seen.clone(),
             at: self.clock.now(),
         });
         if self.cluster.is_some() {
-            // Whether they left the cluster too is Redis's to say.
+            // Whether they left the cluster too is Redis's to say (and to record).
             return;
         }
+        self.record_presence(seen, false);
         self.presence_changed(user);
         // Calls that still ring for or from someone who left cannot be answered.
         for call in self.calls.of_user(user) {
@@ -189,6 +199,30 @@ impl Engine {
                 self.apply_change(change);
             }
             ClusterEvent::Decided { op, result } => self.cluster_decided(op, result),
+        }
+    }
+
+    /// A user came online or went offline for everyone on this one node: recorded for the
+    /// webhooks, when they are on. (A cluster's Redis records its own decisions.)
+    fn record_presence(&mut self, user: UserRef, online: bool) {
+        if self.config.record_presence {
+            let at = self.clock.now();
+            self.writes.push(Write::Presence { user, online, at });
+        }
+    }
+
+    /// After a restart: the users the site's backend was told are online and who have not
+    /// come back within the reconnection window are told offline now. The others never saw
+    /// the restart.
+    pub(super) fn absent_after_restart(&mut self) {
+        let Some((_, users)) = self.announced.take() else {
+            return;
+        };
+        for id in users {
+            if !self.directory.is_online(&id) {
+                let name = self.directory.name(&id).unwrap_or_default().to_string();
+                self.record_presence(UserRef { id, name }, false);
+            }
         }
     }
 

@@ -86,6 +86,13 @@ pub enum Write {
         at: Millis,
         detail: String,
     },
+    /// The user came online or went offline for everyone (never within the grace period): only
+    /// webhooks record it, when they are on.
+    Presence {
+        user: UserRef,
+        online: bool,
+        at: Millis,
+    },
 }
 
 impl Write {
@@ -97,6 +104,7 @@ impl Write {
             Write::Update(call) => (Some(&call.id.0), None),
             Write::Upsert(record) => (Some(&record.call.id.0), None),
             Write::Note { call, .. } => (Some(&call.0), None),
+            Write::Presence { user, .. } => (None, Some(&user.id)),
         }
     }
 }
@@ -104,6 +112,8 @@ impl Write {
 enum Op {
     Write(Write),
     Flush(oneshot::Sender<()>),
+    /// From now on each write also queues its webhooks.
+    Webhooks(Box<crate::webhooks::Recorder>),
 }
 
 /// What the database held at start.
@@ -112,6 +122,8 @@ pub struct Loaded {
     pub users: Vec<UserRef>,
     /// Calls that were ringing or answered when the server stopped.
     pub live_calls: Vec<CallRecord>,
+    /// Users the site's backend was last told are online (webhooks).
+    pub announced: Vec<String>,
 }
 
 /// Queues writes for the writer thread. Cheap to clone.
@@ -162,6 +174,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("migrations/1.sql")),
         M::up(include_str!("migrations/2.sql")),
+        M::up(include_str!("migrations/3.sql")),
     ])
 }
 
@@ -219,6 +232,12 @@ impl Store {
         self.shared.behind()
     }
 
+    /// From now on every write also queues, in its own transaction, the webhook events it
+    /// causes. Called once at start, before the first write.
+    pub fn record_webhooks(&self, recorder: crate::webhooks::Recorder) {
+        let _ = self.tx.send(Op::Webhooks(Box::new(recorder)));
+    }
+
     /// Waits until everything queued so far is committed or given up; fails if any write since
     /// the start was lost.
     pub async fn flush(&self) -> Result<(), StoreError> {
@@ -262,7 +281,21 @@ fn load(conn: &Connection) -> Result<Loaded, StoreError> {
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .collect::<Result<_, _>>()?;
-    Ok(Loaded { users, live_calls })
+    let announced = conn
+        .prepare("SELECT user_id FROM webhook_presence WHERE online")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(Loaded {
+        users,
+        live_calls,
+        announced,
+    })
+}
+
+/// Applies one write as the writer does, for the webhooks' tests.
+#[cfg(test)]
+pub(crate) fn apply_for_tests(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
+    statements::apply(conn, write)
 }
 
 fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {

@@ -2,7 +2,7 @@
 //! opened.
 
 use super::{CallRecord, Write};
-use crate::calls::Call;
+use crate::{calls::Call, webhooks::Recorder};
 use rusqlite::{Connection, params};
 
 /// A call's whole row.
@@ -51,6 +51,20 @@ fn write_row(
     Ok(())
 }
 
+/// Applies one write and, with webhooks on, queues the events it causes beside it.
+pub(super) fn apply_recorded(
+    conn: &Connection,
+    write: &Write,
+    webhooks: Option<&Recorder>,
+) -> rusqlite::Result<()> {
+    let Some(webhooks) = webhooks else {
+        return apply(conn, write);
+    };
+    let before = webhooks.before(conn, write)?;
+    apply(conn, write)?;
+    webhooks.after(conn, write, before)
+}
+
 /// Applies one write. Borrowed, so a batch that fails can be tried again as it was.
 pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
     match write {
@@ -92,6 +106,8 @@ pub(super) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
             )?
             .execute(params![call.0, at, detail])?;
         }
+        // Only the webhook tables record presence (`Recorder::after`).
+        Write::Presence { .. } => {}
     }
     Ok(())
 }

@@ -8,7 +8,8 @@ use std::{thread, time::Duration};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use tokio::sync::mpsc;
 
-use super::{Op, Write, health::Shared, statements::apply};
+use super::{Op, Write, health::Shared, statements::apply_recorded};
+use crate::webhooks::Recorder;
 
 /// Most writes committed in one transaction.
 const BATCH: usize = 1_024;
@@ -27,6 +28,7 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Op>, sha
     let mut ops = Vec::with_capacity(BATCH);
     let mut writes = Vec::with_capacity(BATCH);
     let mut flushed = Vec::new();
+    let mut webhooks: Option<Box<Recorder>> = None;
     while rx.blocking_recv_many(&mut ops, BATCH) > 0 {
         if ops.len() < BATCH {
             thread::sleep(GATHER);
@@ -41,9 +43,13 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Op>, sha
             match op {
                 Op::Write(write) => writes.push(write),
                 Op::Flush(done) => flushed.push(done),
+                Op::Webhooks(recorder) => webhooks = Some(recorder),
             }
         }
-        commit(&mut conn, &writes, shared);
+        commit(&mut conn, &writes, webhooks.as_deref(), shared);
+        if let Some(recorder) = &webhooks {
+            recorder.committed();
+        }
         shared.settled(writes.len());
         writes.clear();
         for done in flushed.drain(..) {
@@ -54,7 +60,7 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Op>, sha
 
 /// Commits `writes`, trying until it succeeds or the shutdown deadline passes; each write is
 /// then either in the database or counted as lost.
-fn commit(conn: &mut Connection, writes: &[Write], shared: &Shared) {
+fn commit(conn: &mut Connection, writes: &[Write], webhooks: Option<&Recorder>, shared: &Shared) {
     let mut pause = FIRST_PAUSE;
     loop {
         let time_left = shared.time_left();
@@ -63,8 +69,8 @@ fn commit(conn: &mut Connection, writes: &[Write], shared: &Shared) {
             let _ = conn.busy_timeout(Duration::ZERO);
         }
         let started = std::time::Instant::now();
-        let attempt = match write_together(conn, writes) {
-            Err(e) if !is_transient(&e) => write_one_by_one(conn, writes),
+        let attempt = match write_together(conn, writes, webhooks) {
+            Err(e) if !is_transient(&e) => write_one_by_one(conn, writes, webhooks),
             together => together.map(|()| Vec::new()),
         };
         match attempt {
@@ -94,10 +100,14 @@ fn commit(conn: &mut Connection, writes: &[Write], shared: &Shared) {
 }
 
 /// The whole batch in one transaction: the fast path.
-fn write_together(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<()> {
+fn write_together(
+    conn: &mut Connection,
+    writes: &[Write],
+    webhooks: Option<&Recorder>,
+) -> rusqlite::Result<()> {
     let tx = begin(conn)?;
     for write in writes {
-        apply(&tx, write)?;
+        apply_recorded(&tx, write, webhooks)?;
     }
     tx.commit()
 }
@@ -108,12 +118,13 @@ fn write_together(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<(
 fn write_one_by_one<'w>(
     conn: &mut Connection,
     writes: &'w [Write],
+    webhooks: Option<&Recorder>,
 ) -> rusqlite::Result<Vec<(&'w Write, rusqlite::Error)>> {
     let mut tx = begin(conn)?;
     let mut failed = Vec::new();
     for write in writes {
         let savepoint = tx.savepoint()?;
-        match apply(&savepoint, write) {
+        match apply_recorded(&savepoint, write, webhooks) {
             Ok(()) => savepoint.commit()?,
             Err(e) if is_transient(&e) => return Err(e),
             Err(e) => {

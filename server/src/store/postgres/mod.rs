@@ -13,15 +13,17 @@ use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls, error::SqlState};
 
 use super::{Instruments, Loaded, Op, Store, StoreError, Write, Writer, health::Shared};
+use crate::webhooks::Recorder;
 
 /// Most writes committed in one transaction.
 const BATCH: usize = 1_024;
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 /// The schema's versions, in order; a database is brought to the last.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("migrations/1.sql"),
     include_str!("migrations/2.sql"),
+    include_str!("migrations/3.sql"),
 ];
 /// Held while migrating, so nodes starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x5357_4254_4348;
@@ -122,14 +124,19 @@ async fn run(mut client: Client, url: &str, mut rx: mpsc::UnboundedReceiver<Op>,
     let mut ops = Vec::with_capacity(BATCH);
     let mut writes = Vec::with_capacity(BATCH);
     let mut flushed = Vec::new();
+    let mut webhooks: Option<Box<Recorder>> = None;
     while rx.recv_many(&mut ops, BATCH).await > 0 {
         for op in ops.drain(..) {
             match op {
                 Op::Write(write) => writes.push(write),
                 Op::Flush(done) => flushed.push(done),
+                Op::Webhooks(recorder) => webhooks = Some(recorder),
             }
         }
-        commit(&mut client, url, &writes, shared).await;
+        commit(&mut client, url, &writes, webhooks.as_deref(), shared).await;
+        if let Some(recorder) = &webhooks {
+            recorder.committed();
+        }
         shared.settled(writes.len());
         writes.clear();
         for done in flushed.drain(..) {
@@ -140,13 +147,19 @@ async fn run(mut client: Client, url: &str, mut rx: mpsc::UnboundedReceiver<Op>,
 
 /// Commits `writes`, trying until it succeeds or the shutdown deadline passes; each write is
 /// then either in the database or counted as lost.
-async fn commit(client: &mut Client, url: &str, writes: &[Write], shared: &Shared) {
+async fn commit(
+    client: &mut Client,
+    url: &str,
+    writes: &[Write],
+    webhooks: Option<&Recorder>,
+    shared: &Shared,
+) {
     let mut pause = FIRST_PAUSE;
     loop {
         let time_left = shared.time_left();
         let started = std::time::Instant::now();
-        let attempt = match write_together(client, writes).await {
-            Err(e) if !is_transient(&e) => write_one_by_one(client, writes).await,
+        let attempt = match write_together(client, writes, webhooks).await {
+            Err(e) if !is_transient(&e) => write_one_by_one(client, writes, webhooks).await,
             together => together.map(|()| Vec::new()),
         };
         match attempt {
@@ -181,10 +194,14 @@ async fn commit(client: &mut Client, url: &str, writes: &[Write], shared: &Share
     }
 }
 
-async fn write_together(client: &mut Client, writes: &[Write]) -> Result<(), Refused> {
+async fn write_together(
+    client: &mut Client,
+    writes: &[Write],
+    webhooks: Option<&Recorder>,
+) -> Result<(), Refused> {
     let tx = client.transaction().await?;
     for write in writes {
-        statements::apply(&tx, write).await?;
+        statements::apply_recorded(&tx, write, webhooks).await?;
     }
     Ok(tx.commit().await?)
 }
@@ -194,12 +211,13 @@ async fn write_together(client: &mut Client, writes: &[Write]) -> Result<(), Ref
 async fn write_one_by_one<'w>(
     client: &mut Client,
     writes: &'w [Write],
+    webhooks: Option<&Recorder>,
 ) -> Result<Vec<(&'w Write, Refused)>, Refused> {
     let mut tx = client.transaction().await?;
     let mut failed = Vec::new();
     for write in writes {
         let savepoint = tx.savepoint("write").await?;
-        match statements::apply(&savepoint, write).await {
+        match statements::apply_recorded(&savepoint, write, webhooks).await {
             Ok(()) => savepoint.commit().await?,
             Err(e) if is_transient(&e) => return Err(e),
             Err(e) => {

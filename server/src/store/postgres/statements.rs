@@ -6,6 +6,7 @@ use tokio_postgres::{GenericClient, Row};
 use crate::{
     calls::{Call, Millis},
     store::{CallRecord, Loaded, StoreError, Write},
+    webhooks::Recorder,
 };
 
 /// Milliseconds as PostgreSQL's BIGINT.
@@ -25,6 +26,20 @@ pub enum Refused {
     /// A change of a call that has no row: its insert was lost, and this change with it.
     #[error("the call is not in the database")]
     NoSuchCall,
+}
+
+/// Applies one write and, with webhooks on, queues the events it causes beside it.
+pub async fn apply_recorded(
+    db: &impl GenericClient,
+    write: &Write,
+    webhooks: Option<&Recorder>,
+) -> Result<(), Refused> {
+    let Some(webhooks) = webhooks else {
+        return apply(db, write).await;
+    };
+    let before = webhooks.before_pg(db, write).await?;
+    apply(db, write).await?;
+    Ok(webhooks.after_pg(db, write, before).await?)
 }
 
 pub async fn apply(db: &impl GenericClient, write: &Write) -> Result<(), Refused> {
@@ -67,6 +82,8 @@ pub async fn apply(db: &impl GenericClient, write: &Write) -> Result<(), Refused
             )
             .await?;
         }
+        // Only the webhook tables record presence (`Recorder::after_pg`).
+        Write::Presence { .. } => {}
     }
     Ok(())
 }
@@ -141,7 +158,17 @@ pub async fn load(db: &impl GenericClient) -> Result<Loaded, StoreError> {
         .iter()
         .map(record)
         .collect::<Result<_, _>>()?;
-    Ok(Loaded { users, live_calls })
+    let announced = db
+        .query("SELECT user_id FROM webhook_presence WHERE online", &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    Ok(Loaded {
+        users,
+        live_calls,
+        announced,
+    })
 }
 
 fn record(row: &Row) -> Result<CallRecord, StoreError> {
