@@ -16,4 +16,5 @@ mod presence;
 mod resume;
 mod rooms;
 mod security;
+mod snippets;
 mod store;
