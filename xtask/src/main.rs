@@ -1,7 +1,8 @@
 //! `cargo xtask`: the workspace's build and test entry points.
 //!
 //! - `build-client`: the wasm client into `www/client/pkg/`, shrunk, with its size.
-//! - `test`: every test suite (native, wasm in headless Chromium, browser end-to-end).
+//! - `test`: every test suite (native, wasm in headless Chromium, browser end-to-end, the
+//!   example site backend's).
 //! - `run [ARGS]`: build the client if stale, then run the server with ARGS.
 
 mod client;

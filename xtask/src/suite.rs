@@ -14,6 +14,14 @@ pub fn run_all() -> Result {
             failed.push(name.to_owned());
         }
     };
+    // The token snippets' test (among the native tests) runs the Node snippet, and the browser
+    // tests run the example site backend: both with their npm packages.
+    let examples = root().join("examples");
+    step(
+        "example packages",
+        npm_install(&examples.join("token/node"))
+            .and_then(|()| npm_install(&examples.join("site-backend"))),
+    );
     step(
         "native tests",
         run(cargo().args(["test", "--workspace", "--no-fail-fast"])),
@@ -45,6 +53,12 @@ pub fn run_all() -> Result {
             }),
         );
     }
+    step(
+        "example site backend tests",
+        run(Command::new("node")
+            .arg("--test")
+            .current_dir(examples.join("site-backend"))),
+    );
     if failed.is_empty() {
         println!("xtask: all suites passed");
         Ok(())
