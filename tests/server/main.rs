@@ -18,5 +18,6 @@ mod presence;
 mod resume;
 mod rooms;
 mod security;
+mod snippets;
 mod store;
 mod webhooks;

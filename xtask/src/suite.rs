@@ -18,6 +18,14 @@ pub fn run_all() -> Result {
     let bundle = client::build();
     let bundled = bundle.is_ok();
     step("client build", bundle);
+    // The token snippets' test (among the native tests) runs the Node snippet, and the browser
+    // tests run the example site backend: both with their npm packages.
+    let examples = root().join("examples");
+    step(
+        "example packages",
+        npm_install(&examples.join("token/node"))
+            .and_then(|()| npm_install(&examples.join("site-backend"))),
+    );
     step(
         "native tests",
         run(cargo().args(["test", "--workspace", "--no-fail-fast"])),
@@ -49,6 +57,12 @@ pub fn run_all() -> Result {
             }),
         );
     }
+    step(
+        "example site backend tests",
+        run(Command::new("node")
+            .arg("--test")
+            .current_dir(examples.join("site-backend"))),
+    );
     if failed.is_empty() {
         println!("xtask: all suites passed");
         Ok(())
