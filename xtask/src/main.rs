@@ -2,8 +2,7 @@
 //!
 //! - `build-client`: the wasm client into `www/client/pkg/`, shrunk, with its size.
 //! - `test`: every test suite (native, wasm in headless Chromium, browser end-to-end, the
-//!   example site backend's), after
-//!   installing what they need.
+//!   example site backend's), after installing what they need.
 //! - `run [ARGS]`: build the client if stale, then run the server with ARGS (the pages and the
 //!   bundle built into it).
 //!
