@@ -199,8 +199,8 @@ pub async fn start(
         addr,
         config.allowed_origins.clone(),
     )));
-    let reloader = reload::Reloader::new(origins.clone(), addr, config.clone());
     let api = api::Api::start(&config, hub.clone(), cluster_handle.clone())?;
+    let reloader = reload::Reloader::new(origins.clone(), addr, api.clone(), config.clone());
     let state = http::AppState {
         session: connection::ConnectionContext {
             hub: hub.clone(),

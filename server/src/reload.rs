@@ -1,7 +1,8 @@
 //! Settings that change while the server runs (SIGHUP): which are applied at once, and which
 //! need a restart. Applied: `allowed_origins` (the next socket upgrade is judged by the new
-//! list) and `log_level` (by the caller, which owns the logger). Every other setting that
-//! changed is named in the log as needing a restart, and left as it was.
+//! list), `api_keys` and the API's rates (while the API stays on), and `log_level` (by the
+//! caller, which owns the logger). Every other setting that changed is named in the log as
+//! needing a restart, and left as it was.
 
 use std::{
     net::SocketAddr,
@@ -10,13 +11,15 @@ use std::{
 
 use arc_swap::ArcSwap;
 
-use crate::{Config, origin::Origins};
+use crate::{Config, api::Api, origin::Origins};
 
 /// Applies a new configuration to a running server. Cheap to clone.
 #[derive(Clone)]
 pub struct Reloader {
     origins: Arc<ArcSwap<Origins>>,
     addr: SocketAddr,
+    /// The API, when it is served.
+    api: Option<Api>,
     /// The configuration in force, to tell what a new one changes.
     current: Arc<Mutex<Config>>,
 }
@@ -31,10 +34,16 @@ pub struct Reloaded {
 }
 
 impl Reloader {
-    pub(crate) fn new(origins: Arc<ArcSwap<Origins>>, addr: SocketAddr, config: Config) -> Self {
+    pub(crate) fn new(
+        origins: Arc<ArcSwap<Origins>>,
+        addr: SocketAddr,
+        api: Option<Api>,
+        config: Config,
+    ) -> Self {
         Self {
             origins,
             addr,
+            api,
             current: Arc::new(Mutex::new(config)),
         }
     }
@@ -52,6 +61,17 @@ impl Reloader {
             current.allowed_origins = new.allowed_origins.clone();
             reloaded.applied.push("allowed_origins");
         }
+        // Keys can be rotated while the API runs; turning it on or off changes the routes.
+        if new.api != current.api {
+            match (&self.api, &new.api) {
+                (Some(api), Some(settings)) => {
+                    api.reload(settings);
+                    current.api = new.api.clone();
+                    reloaded.applied.push("api_keys");
+                }
+                _ => reloaded.need_restart.push("api_keys"),
+            }
+        }
         if new.log_level != current.log_level {
             current.log_level = new.log_level.clone();
             reloaded.applied.push("log_level");
@@ -60,7 +80,7 @@ impl Reloader {
         let differs =
             |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
         let c = &*current;
-        let fixed: [(&'static str, bool); 16] = [
+        let fixed: [(&'static str, bool); 17] = [
             ("listen", c.listen != new.listen),
             ("db", c.db != new.db),
             (
@@ -89,11 +109,16 @@ impl Reloader {
             ("redis_url/node_timeout", differs(&c.cluster, &new.cluster)),
             ("database_url", c.database_url != new.database_url),
             ("log_format", c.log_format != new.log_format),
+            (
+                "webhook_urls/webhook_secret/…",
+                differs(&c.webhooks, &new.webhooks),
+            ),
         ];
-        reloaded.need_restart = fixed
-            .into_iter()
-            .filter_map(|(name, changed)| changed.then_some(name))
-            .collect();
+        reloaded.need_restart.extend(
+            fixed
+                .into_iter()
+                .filter_map(|(name, changed)| changed.then_some(name)),
+        );
         reloaded
     }
 }

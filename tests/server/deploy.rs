@@ -68,20 +68,35 @@ async fn tells_systemd_when_it_is_ready_and_when_it_stops() {
 async fn sighup_admits_an_origin_added_to_the_configuration_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("switchboard.toml");
-    let settings =
-        |origins: &str| format!("allowed_origins = [{origins}]\npresence_grace = \"3s\"\n");
-    std::fs::write(&config, settings(r#""https://forum.example.org""#)).unwrap();
+    const OLD_KEY: &str = "an-api-key-of-at-least-32-bytes-1";
+    const NEW_KEY: &str = "an-api-key-of-at-least-32-bytes-2";
+    let settings = |origins: &str, key: &str| {
+        format!("allowed_origins = [{origins}]\npresence_grace = \"3s\"\napi_keys = [\"{key}\"]\n")
+    };
+    std::fs::write(&config, settings(r#""https://forum.example.org""#, OLD_KEY)).unwrap();
     let server = Binary::spawn_with(&dir.path().join("sb.db"), |command| {
         command.arg("--config").arg(&config).env_remove("RUST_LOG");
     });
     let addr = server.addr.parse().unwrap();
     let status = |origin: &'static str| upgrade(addr, "/ws", origin.as_bytes(), None);
+    let api = |key: &'static str| {
+        reqwest::Client::new()
+            .get(format!("http://{addr}/api/v1/presence/count"))
+            .bearer_auth(key)
+            .send()
+    };
     assert_eq!(status("https://forum.example.org").await, 101);
     assert_eq!(status("https://shop.example.org").await, 403);
+    assert_eq!(api(OLD_KEY).await.unwrap().status(), 200);
+    assert_eq!(api(NEW_KEY).await.unwrap().status(), 401);
 
     std::fs::write(
         &config,
-        settings(r#""https://forum.example.org", "https://shop.example.org""#).replace("3s", "4s"),
+        settings(
+            r#""https://forum.example.org", "https://shop.example.org""#,
+            NEW_KEY,
+        )
+        .replace("3s", "4s"),
     )
     .unwrap();
     server.signal("HUP");
@@ -95,6 +110,9 @@ async fn sighup_admits_an_origin_added_to_the_configuration_file() {
     }
     assert_eq!(status("https://forum.example.org").await, 101);
     assert_eq!(status("https://evil.example.org").await, 403);
+    // The key was rotated: the new one is taken, the old one refused.
+    assert_eq!(api(NEW_KEY).await.unwrap().status(), 200);
+    assert_eq!(api(OLD_KEY).await.unwrap().status(), 401);
 
     // A broken file is refused and changes nothing.
     std::fs::write(&config, "allowed_origins = [\"not an origin\"]\n").unwrap();

@@ -16,6 +16,8 @@ mod users;
 
 use std::{sync::Arc, time::Duration};
 
+use arc_swap::ArcSwap;
+
 use axum::{
     Extension, Router,
     body::Bytes,
@@ -41,7 +43,7 @@ use crate::{Config, cluster::Cluster, hub::Hub};
 const MAX_BODY: usize = 16 * 1024;
 
 /// The API's settings, validated.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiConfig {
     /// Keys a request may present; several, so one can be replaced without downtime.
     pub keys: Vec<String>,
@@ -70,7 +72,8 @@ struct Shared {
     /// Set on a node of a cluster: presence is read from Redis.
     cluster: Option<Cluster>,
     reader: Reader,
-    keys: auth::Keys,
+    /// Replaced whole when the configuration is reloaded.
+    keys: ArcSwap<auth::Keys>,
     /// How long a caller over `calls_per_minute` should wait for the next call.
     call_interval: Duration,
 }
@@ -105,7 +108,7 @@ impl Api {
             hub,
             cluster,
             reader,
-            keys: auth::Keys::new(config),
+            keys: ArcSwap::from_pointee(auth::Keys::new(config)),
             call_interval: Duration::from_secs(60) / calls_per_minute.max(1),
         }))
     }
@@ -122,8 +125,14 @@ impl Api {
         &self.0.reader
     }
 
-    fn keys(&self) -> &auth::Keys {
-        &self.0.keys
+    fn keys(&self) -> arc_swap::Guard<Arc<auth::Keys>> {
+        self.0.keys.load()
+    }
+
+    /// Takes new keys and rates: the next request is judged by them, and each key's budget
+    /// starts afresh.
+    pub fn reload(&self, config: &ApiConfig) {
+        self.0.keys.store(Arc::new(auth::Keys::new(config)));
     }
 
     /// A refusal from the hub, as the API answers it.
