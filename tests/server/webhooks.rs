@@ -384,8 +384,10 @@ async fn a_restart_tells_offline_only_the_users_who_do_not_come_back() {
         })
         .await;
 
-    let mut server = server.restart().await;
+    // Taken before the restart: the new server's 30 s start from its own start, which a loaded
+    // machine may reach well before `restart` returns.
     let restarted = ms_now();
+    let mut server = server.restart().await;
     drop((ann, bob));
     let _ann = server.user("ann").await;
     receiver
