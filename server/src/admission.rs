@@ -1,5 +1,7 @@
 //! Who may open a connection and log in: caps per client address and in all, a login rate per
 //! address, and which address a request comes from when it passes through trusted proxies.
+//! The limits can be replaced while the server runs: connections already admitted keep their
+//! places, and the new caps judge the next ones.
 
 use std::{
     collections::HashMap,
@@ -8,6 +10,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::http::{HeaderMap, StatusCode};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -16,7 +19,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 const LOGIN_KEYS_BEFORE_SWEEP: usize = 10_000;
 
 /// What [`Admission`] needs from the configuration. Zero means no limit.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AdmissionLimits {
     pub connections_per_ip: usize,
     pub max_connections: usize,
@@ -57,9 +60,9 @@ pub struct Admission {
 }
 
 struct Shared {
-    limits: AdmissionLimits,
+    limits: ArcSwap<AdmissionLimits>,
     open: Mutex<Open>,
-    logins: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    logins: ArcSwapOption<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 #[derive(Default)]
@@ -91,21 +94,28 @@ impl Drop for Ticket {
 
 impl Admission {
     pub fn new(limits: AdmissionLimits) -> Self {
-        let logins = NonZeroU32::new(limits.logins_per_ip_per_minute)
-            .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
         Self {
             shared: Arc::new(Shared {
-                limits,
+                logins: ArcSwapOption::new(login_limiter(limits.logins_per_ip_per_minute)),
+                limits: ArcSwap::from_pointee(limits),
                 open: Mutex::default(),
-                logins,
             }),
         }
+    }
+
+    /// Puts new limits in force. A changed login rate starts every address afresh.
+    pub fn reload(&self, limits: AdmissionLimits) {
+        let rate = limits.logins_per_ip_per_minute;
+        if self.shared.limits.load().logins_per_ip_per_minute != rate {
+            self.shared.logins.store(login_limiter(rate));
+        }
+        self.shared.limits.store(Arc::new(limits));
     }
 
     /// Takes a connection's place, or says why there is none.
     pub fn admit(&self, ip: IpAddr) -> Result<Ticket, Refusal> {
         let ip = client_key(ip);
-        let limits = &self.shared.limits;
+        let limits = self.shared.limits.load();
         let mut open = self.shared.lock();
         if limits.max_connections != 0 && open.total >= limits.max_connections {
             return Err(Refusal::ServerFull);
@@ -125,7 +135,8 @@ impl Admission {
 
     /// Whether `ip` may log in once more now; counts the attempt.
     pub fn login_allowed(&self, ip: IpAddr) -> bool {
-        let Some(logins) = &self.shared.logins else {
+        let logins = self.shared.logins.load();
+        let Some(logins) = logins.as_deref() else {
             return true;
         };
         if logins.len() > LOGIN_KEYS_BEFORE_SWEEP {
@@ -138,7 +149,8 @@ impl Admission {
     /// address in `X-Forwarded-For` that is not one (each proxy appends the address it saw, so
     /// entries left of an untrusted one may be forged).
     pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-        let trusted = |ip: &IpAddr| self.shared.limits.trusted_proxies.contains(ip);
+        let limits = self.shared.limits.load();
+        let trusted = |ip: &IpAddr| limits.trusted_proxies.contains(ip);
         let mut client = peer.ip().to_canonical();
         if !trusted(&client) {
             return client;
@@ -166,6 +178,10 @@ impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+fn login_limiter(per_minute: u32) -> Option<Arc<DefaultKeyedRateLimiter<IpAddr>>> {
+    NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n))))
 }
 
 /// The key an address is counted under: an IPv6 host usually has a whole /64 to pick
@@ -212,6 +228,30 @@ mod tests {
         let _v6 = gate.admit(ip("2001:db8::1")).unwrap();
         assert!(gate.admit(ip("2001:db8::2")).is_err());
         assert!(gate.admit(ip("2001:db8:0:1::1")).is_ok());
+    }
+
+    #[test]
+    fn new_limits_judge_the_next_connections_and_keep_the_admitted_ones() {
+        let gate = admission(1, 0);
+        let held = gate.admit(ip("192.0.2.1")).unwrap();
+        assert!(gate.admit(ip("192.0.2.1")).is_err());
+        gate.reload(AdmissionLimits {
+            connections_per_ip: 2,
+            logins_per_ip_per_minute: 0,
+            ..AdmissionLimits::default()
+        });
+        let second = gate.admit(ip("192.0.2.1")).unwrap();
+        assert!((0..5).all(|_| gate.login_allowed(ip("192.0.2.1"))));
+        gate.reload(AdmissionLimits {
+            connections_per_ip: 1,
+            ..AdmissionLimits::default()
+        });
+        assert_eq!(
+            gate.admit(ip("192.0.2.1")).err(),
+            Some(Refusal::AddressFull)
+        );
+        drop((held, second));
+        assert!(gate.admit(ip("192.0.2.1")).is_ok());
     }
 
     #[test]

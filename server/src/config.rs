@@ -557,7 +557,7 @@ pub enum RoomsConfig {
 const MIN_SOCKET_BUFFER: usize = 256;
 
 /// Bounds on what one client can make the server do.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub max_message_bytes: usize,
     pub socket_buffer_bytes: usize,

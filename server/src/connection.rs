@@ -3,6 +3,7 @@
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
+use arc_swap::ArcSwap;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::{Sink, Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -36,7 +37,9 @@ const WATCH_BURST: u32 = 5;
 pub struct ConnectionContext {
     pub hub: Hub,
     pub identity: Identity,
-    pub limits: Limits,
+    /// Replaced on reload: a connection's budgets are those in force when it opened, the
+    /// size limit is the current one.
+    pub limits: Arc<ArcSwap<Limits>>,
     pub metrics: Arc<Metrics>,
     pub admission: Admission,
 }
@@ -75,7 +78,7 @@ pub fn serve(
     async move {
         let _counted = Counted::new(ctx.metrics.clone());
         let (sink, stream) = socket.split();
-        let mut socket = Socket::new(sink, stream, ctx.limits.timing);
+        let mut socket = Socket::new(sink, stream, ctx.limits.load().timing);
         let end = serve_socket(&mut socket, &ctx, client.ip).await;
         ended(&ctx.metrics, &end);
         drop(client.ticket);
@@ -106,7 +109,7 @@ where
             .await;
         }
     };
-    let (outbox, mut events) = outbox::outbox(ctx.limits.send_queue);
+    let (outbox, mut events) = outbox::outbox(ctx.limits.load().send_queue);
     let Ok(at) = ctx.hub.attach(resume, outbox).await else {
         return match socket.close(1001, "the server is shutting down").await {
             Ok(()) => End::Closed,
@@ -142,7 +145,7 @@ where
         Ok(Err(end)) => return Err(Refused::End(end)),
     };
     ctx.metrics.messages_in.inc();
-    if text.len() > ctx.limits.max_message_bytes {
+    if text.len() > ctx.limits.load().max_message_bytes {
         return Err(Refused::Code(ErrorCode::FrameTooLarge, 1009));
     }
     match serde_json::from_str::<ClientFrame>(&text) {
@@ -174,7 +177,7 @@ where
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let budget = Budget::new(&ctx.limits);
+    let budget = Budget::new(&ctx.limits.load());
     loop {
         let message = match socket.next(events.recv()).await {
             Ok(Next::Frame(message)) => message,
@@ -310,7 +313,7 @@ where
 /// Turns a text frame into a hub request, checking size, syntax and credentials here so the
 /// hub only does bookkeeping.
 fn parse(text: &Utf8Bytes, ctx: &ConnectionContext) -> (Option<u32>, Request) {
-    if text.len() > ctx.limits.max_message_bytes {
+    if text.len() > ctx.limits.load().max_message_bytes {
         return (None, Request::Refused(ErrorCode::FrameTooLarge));
     }
     let frame = match serde_json::from_str::<ClientFrame>(text) {

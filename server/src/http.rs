@@ -113,11 +113,11 @@ async fn websocket(
         Ok(client) => client,
         Err(refusal) => return (refusal.status(), refusal.reason()).into_response(),
     };
-    let limits = &state.session.limits;
+    let buffer = state.session.limits.load().socket_buffer_bytes;
     upgrade
-        .read_buffer_size(limits.socket_buffer_bytes)
+        .read_buffer_size(buffer)
         .write_buffer_size(0)
-        .max_write_buffer_size(limits.socket_buffer_bytes.max(TRANSPORT_MESSAGE_LIMIT) * 2)
+        .max_write_buffer_size(buffer.max(TRANSPORT_MESSAGE_LIMIT) * 2)
         .max_message_size(TRANSPORT_MESSAGE_LIMIT)
         .max_frame_size(TRANSPORT_MESSAGE_LIMIT)
         .on_upgrade(move |socket: WebSocket| connection::serve(socket, state.session, client))
@@ -132,7 +132,7 @@ fn admit(
     new_session: bool,
 ) -> Result<Client, Refusal> {
     let ip = ctx.admission.client_ip(peer, headers);
-    let max_sessions = ctx.limits.max_sessions;
+    let max_sessions = ctx.limits.load().max_sessions;
     // Sessions outlive their connections by the grace period, so a client that reconnects
     // without resuming could pile them up under the connection caps.
     let sessions_full =
@@ -235,7 +235,7 @@ async fn signal(
     let Some(joiner) = hub.link(token.clone(), LinkAction::Join).await else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let timing = state.session.limits.timing;
+    let timing = state.session.limits.load().timing;
     BuiltinRoom::limit_upgrade(upgrade).on_upgrade(move |socket| async move {
         let _held = client.ticket;
         if let SignalOutcome::HungUp = builtin.signal(joiner, socket, timing).await {

@@ -200,14 +200,26 @@ pub async fn start(
         config.allowed_origins.clone(),
     )));
     let api = api::Api::start(&config, hub.clone(), cluster_handle.clone())?;
-    let reloader = reload::Reloader::new(origins.clone(), addr, api.clone(), config.clone());
+    let limits = Arc::new(ArcSwap::from_pointee(config.limits.clone()));
+    let admission = admission::Admission::new(config.admission.clone());
+    let reloader = reload::Reloader {
+        origins: origins.clone(),
+        addr,
+        api: api.clone(),
+        hub: hub.clone(),
+        limits: limits.clone(),
+        admission: admission.clone(),
+        webhooks: webhooks.clone(),
+        metrics: metrics.clone(),
+        current: Arc::new(std::sync::Mutex::new(config.clone())),
+    };
     let state = http::AppState {
         session: connection::ConnectionContext {
             hub: hub.clone(),
             identity,
-            limits: config.limits.clone(),
+            limits,
             metrics,
-            admission: admission::Admission::new(config.admission.clone()),
+            admission,
         },
         origins: origins.clone(),
         store: store_health,

@@ -74,7 +74,7 @@ async fn reload_on_hangup(cli: Cli, reloader: Reloader, log_level: logging::LogL
             Err(e) => tracing::error!(error = %e, "configuration not reloaded: it is invalid"),
             Ok(config) => {
                 let level = config.log_level.clone();
-                let reloaded = reloader.apply(config);
+                let reloaded = reloader.apply(config).await;
                 if reloaded.applied.contains(&"log_level")
                     && let Err(e) = log_level.set(&level)
                 {

@@ -1,8 +1,16 @@
 //! Settings that change while the server runs (SIGHUP): which are applied at once, and which
 //! need a restart. Applied: `allowed_origins` (the next socket upgrade is judged by the new
-//! list), `api_keys` and the API's rates (while the API stays on), and `log_level` (by the
-//! caller, which owns the logger). Every other setting that changed is named in the log as
-//! needing a restart, and left as it was.
+//! list), `api_keys` and the API's rates (while the API stays on), the limits (below), the
+//! webhooks' URLs and secret (while webhooks stay on), and `log_level` (by the caller, which
+//! owns the logger). Every other setting that changed is named in the log as needing a restart,
+//! and left as it was.
+//!
+//! Limits: the admission caps, the session cap and the socket buffer judge the next
+//! connection; the message size limit applies to every message from then on; a connection's
+//! message and watch budgets and its keep-alive timing are those in force when it opened; the
+//! hub's call and login rates (restarted when changed), sessions per user and users kept in
+//! memory apply at once. A session's send queue, replay window and watch list are sized
+//! together when it starts, so those three need a restart.
 
 use std::{
     net::SocketAddr,
@@ -11,17 +19,27 @@ use std::{
 
 use arc_swap::ArcSwap;
 
-use crate::{Config, api::Api, origin::Origins};
+use crate::{
+    Config, admission::Admission, api::Api, config::Limits, hub::Hub, metrics::Metrics,
+    origin::Origins, webhooks::Webhooks,
+};
 
 /// Applies a new configuration to a running server. Cheap to clone.
 #[derive(Clone)]
 pub struct Reloader {
-    origins: Arc<ArcSwap<Origins>>,
-    addr: SocketAddr,
+    pub(crate) origins: Arc<ArcSwap<Origins>>,
+    pub(crate) addr: SocketAddr,
     /// The API, when it is served.
-    api: Option<Api>,
+    pub(crate) api: Option<Api>,
+    pub(crate) hub: Hub,
+    /// What connections read their limits from.
+    pub(crate) limits: Arc<ArcSwap<Limits>>,
+    pub(crate) admission: Admission,
+    /// The senders, when webhooks are on.
+    pub(crate) webhooks: Option<Webhooks>,
+    pub(crate) metrics: Arc<Metrics>,
     /// The configuration in force, to tell what a new one changes.
-    current: Arc<Mutex<Config>>,
+    pub(crate) current: Arc<Mutex<Config>>,
 }
 
 /// What a reload did.
@@ -34,22 +52,40 @@ pub struct Reloaded {
 }
 
 impl Reloader {
-    pub(crate) fn new(
-        origins: Arc<ArcSwap<Origins>>,
-        addr: SocketAddr,
-        api: Option<Api>,
-        config: Config,
-    ) -> Self {
-        Self {
-            origins,
-            addr,
-            api,
-            current: Arc::new(Mutex::new(config)),
+    /// Applies what can change safely from `new`, and says what could not.
+    pub async fn apply(&self, new: Config) -> Reloaded {
+        let (mut reloaded, limits) = self.apply_settings(&new);
+        if let Some(limits) = limits {
+            self.hub.set_limits(limits).await;
         }
+        match (&self.webhooks, &new.webhooks) {
+            (Some(webhooks), Some(settings)) => {
+                match webhooks.reload(settings, &self.metrics).await {
+                    Ok(done) => {
+                        if done.applied {
+                            reloaded.applied.push("webhook_urls/webhook_secret");
+                        }
+                        if done.need_restart {
+                            reloaded
+                                .need_restart
+                                .push("webhook_timeout/webhook_retry_for/…");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the webhook outbox could not be brought in line with the new URLs");
+                        reloaded.applied.push("webhook_urls/webhook_secret");
+                    }
+                }
+            }
+            (None, None) => {}
+            _ => reloaded.need_restart.push("webhook_urls/webhook_secret/…"),
+        }
+        reloaded
     }
 
-    /// Applies what can change safely from `new`, and says what could not.
-    pub fn apply(&self, new: Config) -> Reloaded {
+    /// Everything but the webhooks, which wait on their queue; the limits for the hub, when
+    /// they changed.
+    fn apply_settings(&self, new: &Config) -> (Reloaded, Option<Limits>) {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let mut reloaded = Reloaded::default();
         if new.allowed_origins != current.allowed_origins {
@@ -76,11 +112,35 @@ impl Reloader {
             current.log_level = new.log_level.clone();
             reloaded.applied.push("log_level");
         }
+        let old = current.limits.clone();
+        let sized = |l: &Limits| (l.send_queue, l.replay_events, l.max_watched);
+        if sized(&old) != sized(&new.limits) {
+            reloaded
+                .need_restart
+                .push("send_queue/replay_events/max_watched");
+        }
+        let limits = Limits {
+            send_queue: old.send_queue,
+            replay_events: old.replay_events,
+            max_watched: old.max_watched,
+            ..new.limits.clone()
+        };
+        let hub_limits = (limits != old).then(|| {
+            self.limits.store(Arc::new(limits.clone()));
+            current.limits = limits.clone();
+            reloaded.applied.push("limits");
+            limits
+        });
+        if new.admission != current.admission {
+            self.admission.reload(new.admission.clone());
+            current.admission = new.admission.clone();
+            reloaded.applied.push("admission");
+        }
         // Everything else is compared as the server would use it.
         let differs =
             |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
         let c = &*current;
-        let fixed: [(&'static str, bool); 17] = [
+        let fixed: [(&'static str, bool); 15] = [
             ("listen", c.listen != new.listen),
             ("db", c.db != new.db),
             (
@@ -101,24 +161,16 @@ impl Reloader {
                 c.max_call_duration != new.max_call_duration,
             ),
             ("rooms", differs(&c.rooms, &new.rooms)),
-            (
-                "limits",
-                differs(&c.limits, &new.limits) || differs(&c.admission, &new.admission),
-            ),
             ("metrics_listen", c.metrics_listen != new.metrics_listen),
             ("redis_url/node_timeout", differs(&c.cluster, &new.cluster)),
             ("database_url", c.database_url != new.database_url),
             ("log_format", c.log_format != new.log_format),
-            (
-                "webhook_urls/webhook_secret/…",
-                differs(&c.webhooks, &new.webhooks),
-            ),
         ];
         reloaded.need_restart.extend(
             fixed
                 .into_iter()
                 .filter_map(|(name, changed)| changed.then_some(name)),
         );
-        reloaded
+        (reloaded, hub_limits)
     }
 }

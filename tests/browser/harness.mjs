@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// `cargo xtask test` runs these against the release binary, as deployed.
 const binary = process.env.SWITCHBOARD_BIN ?? path.join(root, 'target/debug/switchboard');
 
 const CHROMIUM_ARGS = [
@@ -78,11 +79,12 @@ export async function startServer(extraArgs = [], { port: wantPort, dir: wantDir
   const dir = wantDir ?? mkdtempSync(path.join(tmpdir(), 'switchboard-e2e-'));
   const port = wantPort ?? await freePort();
   const args = [
-    '--listen', `127.0.0.1:${port}`, '--db', path.join(dir, 'sb.db'), '--www', 'www',
+    '--listen', `127.0.0.1:${port}`, '--db', path.join(dir, 'sb.db'),
     '--presence-grace', '2s', '--ring-timeout', '20s', ...extraArgs,
   ];
+  // Started in a directory of its own: the pages and the bundle come from inside the binary.
   const proc = spawn(binary, args, {
-    cwd: root,
+    cwd: dir,
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

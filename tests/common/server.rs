@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use switchboard::{Config, Running, config::Settings};
+use switchboard::{Config, Running, config::Settings, reload::Reloaded};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 
@@ -71,6 +71,14 @@ impl TestServer {
         if let Some(running) = self.running.take() {
             running.stop().await;
         }
+    }
+
+    /// Applies changed settings as SIGHUP does, and says what took effect.
+    pub async fn reload(&mut self, tweak: impl FnOnce(&mut Settings)) -> Reloaded {
+        tweak(&mut self.settings);
+        let config = Config::from_settings(self.settings.clone()).expect("valid test settings");
+        let running = self.running.as_ref().expect("the server is running");
+        running.reloader().apply(config).await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -301,6 +301,46 @@ async fn sockets_beyond_an_address_share_are_refused_and_other_addresses_served(
 }
 
 #[tokio::test]
+async fn limits_changed_by_a_reload_apply_without_a_restart() {
+    let mut server = TestServer::start_with(|s| {
+        s.connections_per_ip = 2;
+        s.calls_per_minute = 100;
+    })
+    .await;
+    let url = server.ws_url();
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+    assert_eq!(
+        refused_with(open_from(&url, "127.0.0.1", None).await).0,
+        429
+    );
+
+    let reloaded = server
+        .reload(|s| {
+            s.connections_per_ip = 3;
+            s.calls_per_minute = 1;
+            s.replay_events = 10;
+        })
+        .await;
+    assert_eq!(reloaded.applied, ["limits", "admission"]);
+    assert_eq!(
+        reloaded.need_restart,
+        ["send_queue/replay_events/max_watched"]
+    );
+    // The admission cap judges the next socket, the hub's call rate the next call.
+    let _third = open_from(&url, "127.0.0.1", None).await.expect("admitted");
+    let call = ann.call("bob").await;
+    bob.call_in(CallState::Ringing).await;
+    ann.send(Command::Cancel { call: call.id }).await;
+    ann.call_in(CallState::Cancelled).await;
+    ann.send(Command::Call { to: "bob".into() }).await;
+    assert_eq!(ann.error().await.1, ErrorCode::RateLimited);
+    // The same settings again change nothing.
+    let again = server.reload(|_| {}).await;
+    assert!(again.applied.is_empty(), "{again:?}");
+}
+
+#[tokio::test]
 async fn a_full_server_answers_503_before_the_upgrade() {
     let server = TestServer::start_with(|s| s.max_connections = 3).await;
     let url = server.ws_url();

@@ -756,3 +756,37 @@ async fn cluster_node(
     .await;
     node
 }
+
+#[tokio::test]
+async fn a_reload_sends_the_next_events_to_the_new_url_only() {
+    let old = Receiver::start(Mode::Accept).await;
+    let new = Receiver::start(Mode::Accept).await;
+    let mut server = TestServer::start_with(hooked(&old)).await;
+    let mut ann = server.user("ann").await;
+    let mut bob = server.user("bob").await;
+    old.until("Ann and Bob online", |events| {
+        !of_user(events, "ann", "user.online").is_empty()
+            && !of_user(events, "bob", "user.online").is_empty()
+    })
+    .await;
+    until_drained(&server).await;
+
+    let new_url = new.url();
+    let reloaded = server.reload(|s| s.webhook_urls = vec![new_url]).await;
+    assert_eq!(reloaded.applied, ["webhook_urls/webhook_secret"]);
+    assert!(reloaded.need_restart.is_empty(), "{reloaded:?}");
+    let call = ann.call("bob").await.id;
+    bob.call_in(CallState::Ringing).await;
+    let ringing = format!("{}.ringing", call.0);
+    new.until("the call ringing, at the new URL", |events| {
+        events.iter().any(|d| d.id == ringing)
+    })
+    .await;
+    // Told once, where it was sent; the old endpoint heard nothing of the call.
+    assert_eq!(new.events().iter().filter(|d| d.id == ringing).count(), 1);
+    assert!(
+        !old.events().iter().any(|d| d.id.starts_with(&call.0)),
+        "the old URL was told of a call placed after the reload"
+    );
+    assert_eq!(outcome(&server, "given_up").await, 0.0);
+}

@@ -82,7 +82,7 @@ fn newest_in(path: &Path) -> Option<SystemTime> {
 /// The wasm-bindgen CLI must be the exact version the crate links, or the glue mismatches.
 fn bindgen(wasm: &Path, out: &Path) -> Result {
     let want = locked_version("wasm-bindgen")?;
-    let have = Command::new("wasm-bindgen")
+    let have = shell::tool("wasm-bindgen")
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
@@ -94,7 +94,7 @@ fn bindgen(wasm: &Path, out: &Path) -> Result {
         ));
     }
     let _ = std::fs::remove_dir_all(out);
-    run(Command::new("wasm-bindgen")
+    run(shell::tool("wasm-bindgen")
         .args(["--target", "web", "--no-typescript", "--out-dir"])
         .arg(out)
         .arg(wasm))
@@ -171,7 +171,7 @@ fn report_size(out: &Path) -> Result {
 /// them. A separate wasm-bindgen run keeps the names the bundle drops.
 fn report_largest(wasm: &Path) -> Result {
     let dir = root().join(TARGET_DIR).join("sizes");
-    run(Command::new("wasm-bindgen")
+    run(shell::tool("wasm-bindgen")
         .args([
             "--target",
             "web",

@@ -1,5 +1,6 @@
 //! Running the tools the tasks are made of, from the workspace root.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,7 +17,8 @@ pub fn root() -> PathBuf {
 /// `cargo`, the same one that runs this task.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(root());
+    // The wasm test runner is found on PATH by cargo.
+    cmd.current_dir(root()).env("PATH", path_with_installed());
     // `cargo run` describes the xtask package in these; build scripts that watch such
     // variables would otherwise see a change and rebuild what a plain `cargo build` built.
     for (key, _) in std::env::vars_os() {
@@ -36,6 +38,31 @@ pub fn cargo() -> Command {
         }
     }
     cmd
+}
+
+/// A program, looked for first where `cargo install` puts programs, so one installed by a task
+/// is found even when that folder (a fresh `CARGO_HOME`'s `bin`) is not on `PATH`.
+pub fn tool(name: &str) -> Command {
+    let mut cmd = Command::new(name);
+    cmd.env("PATH", path_with_installed());
+    cmd
+}
+
+/// Where `cargo install` puts programs.
+fn installed_bin() -> PathBuf {
+    let home = std::env::var_os("CARGO_INSTALL_ROOT")
+        .or_else(|| std::env::var_os("CARGO_HOME"))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    home.join("bin")
+}
+
+/// `PATH` with [`installed_bin`] in front.
+fn path_with_installed() -> OsString {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(installed_bin()).chain(std::env::split_paths(&rest));
+    std::env::join_paths(dirs).unwrap_or(rest)
 }
 
 /// Runs a command to the end, failing with its description when it fails.

@@ -43,9 +43,11 @@ pub fn run_all() -> Result {
             .env("CARGO_TARGET_DIR", "target/wasm")
             .env("CHROMEDRIVER", chromedriver())),
     );
-    let built = run(cargo().args(["build", "-p", "switchboard"]));
+    // The release binary, built as deploy/Dockerfile builds it, with the bundle inside: the
+    // browser tests run it from an empty directory.
+    let built = run(cargo().args(["build", "--release", "--locked", "-p", "switchboard"]));
     let ready = bundled && built.is_ok();
-    step("server build", built);
+    step("release build", built);
     if ready {
         let browser = root().join("tests/browser");
         step(
@@ -53,6 +55,7 @@ pub fn run_all() -> Result {
             npm_install(&browser).and_then(|()| {
                 run(Command::new("node")
                     .args(["--test", "--test-concurrency=1"])
+                    .env("SWITCHBOARD_BIN", root().join("target/release/switchboard"))
                     .current_dir(&browser))
             }),
         );

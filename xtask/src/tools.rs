@@ -17,7 +17,7 @@ pub fn for_client() -> Result {
         run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
     }
     let want = crate::client::locked_version("wasm-bindgen")?;
-    let have = output(Command::new("wasm-bindgen").arg("--version"));
+    let have = output(crate::shell::tool("wasm-bindgen").arg("--version"));
     if !have.trim().ends_with(&want) {
         // The CLI must match the library the client links, and it brings the wasm test runner.
         run(cargo().args([

@@ -60,6 +60,13 @@ async fn next_cluster_event(
     }
 }
 
+/// A per-key rate of `per_minute`; none for 0.
+fn keyed_rate<K: std::hash::Hash + Eq + Clone>(
+    per_minute: u32,
+) -> Option<DefaultKeyedRateLimiter<K>> {
+    NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
+}
+
 /// Completes at `when`; never without one.
 async fn at(when: Option<tokio::time::Instant>) {
     match when {
@@ -78,10 +85,8 @@ impl Engine {
         clock: Clock,
         cluster: Option<Cluster>,
     ) -> Self {
-        let limiter = NonZeroU32::new(config.limits.calls_per_minute)
-            .map(|per_minute| RateLimiter::keyed(Quota::per_minute(per_minute)));
-        let login_limiter = NonZeroU32::new(config.limits.logins_per_minute)
-            .map(|per_minute| RateLimiter::keyed(Quota::per_minute(per_minute)));
+        let limiter = keyed_rate(config.limits.calls_per_minute);
+        let login_limiter = keyed_rate(config.limits.logins_per_minute);
         let rules = SessionRules {
             grace: config.presence_grace,
             replay_events: config.limits.replay_events,
@@ -213,9 +218,21 @@ impl Engine {
                 }
             }
             Msg::Backend(ask) => self.backend(ask),
+            Msg::Limits(limits) => self.set_limits(limits),
             // `run` handles shutdown before dispatching here.
             Msg::Shutdown(_) => {}
         }
+    }
+
+    fn set_limits(&mut self, limits: crate::config::Limits) {
+        let old = &self.config.limits;
+        if old.calls_per_minute != limits.calls_per_minute {
+            self.limiter = keyed_rate(limits.calls_per_minute);
+        }
+        if old.logins_per_minute != limits.logins_per_minute {
+            self.login_limiter = keyed_rate(limits.logins_per_minute);
+        }
+        self.config.limits = limits;
     }
 
     /// Keeps the users held in memory within `max_known_users`: past it, offline users not in a

@@ -105,6 +105,8 @@ enum Msg {
     },
     /// A request from the site's backend (the HTTP API).
     Backend(backend::Ask),
+    /// New limits from a configuration reload.
+    Limits(Limits),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -209,6 +211,12 @@ impl Hub {
         .await
         .ok()
         .flatten()
+    }
+
+    /// Puts new limits in force: the call and login rates (restarted when changed), sessions per
+    /// user and users kept in memory. Each session's replay window keeps the size it was given.
+    pub async fn set_limits(&self, limits: Limits) {
+        let _ = self.tx.send(Msg::Limits(limits)).await;
     }
 
     /// Whether the hub task is still running (it only stops at shutdown).

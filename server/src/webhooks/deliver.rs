@@ -44,7 +44,8 @@ pub enum Failure {
 /// What every sender shares.
 pub struct Shared {
     pub client: reqwest::Client,
-    pub secret: Vec<u8>,
+    /// Replaced when the configuration is reloaded.
+    pub secret: arc_swap::ArcSwap<Vec<u8>>,
     pub queue: Queue,
     /// `switchboard_webhooks_total`: `delivered`, `failed` attempts, `given_up` events.
     pub outcomes: Family<OutcomeLabel, Counter>,
@@ -166,7 +167,7 @@ impl Sender {
             .header(EVENT_ID_HEADER, &row.event_id)
             .header(
                 SIGNATURE_HEADER,
-                signature(&self.shared.secret, t, row.body.as_bytes()),
+                signature(&self.shared.secret.load(), t, row.body.as_bytes()),
             )
             .body(row.body.clone())
             .send()

@@ -1,7 +1,8 @@
 //! Signed webhooks to the site's backend: every call step and presence change it should hear
 //! of is queued in the database's outbox by the store's writer, in the same transaction as the
 //! change, and one sender per URL delivers the queue, at least once and in order per call and
-//! per user. The hub never waits on any of it.
+//! per user. The hub never waits on any of it. The URLs and the secret can be replaced while
+//! the server runs.
 
 mod backoff;
 mod config;
@@ -11,10 +12,17 @@ mod outbox;
 mod queue;
 mod sign;
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
+use arc_swap::ArcSwap;
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
+use url::Url;
 
 pub use config::WebhookConfig;
 pub use outbox::Recorder;
@@ -43,10 +51,30 @@ pub enum Database<'a> {
 }
 
 /// The running senders. [`Webhooks::stop`] ends them; what they have not delivered stays
-/// queued for the next start.
-pub struct Webhooks {
+/// queued for the next start. Cheap to clone.
+#[derive(Clone)]
+pub struct Webhooks(Arc<Running>);
+
+struct Running {
     stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    shared: Arc<deliver::Shared>,
+    /// The URLs the writer queues events for.
+    urls: Arc<ArcSwap<Vec<String>>>,
+    committed: watch::Receiver<()>,
+    /// One sender per URL, each stopped on its own when its URL is dropped.
+    senders: Mutex<HashMap<Url, (CancellationToken, JoinHandle<()>)>>,
+    depth: Mutex<Option<JoinHandle<()>>>,
+    /// The settings in force, to tell what a reload changes.
+    config: Mutex<WebhookConfig>,
+}
+
+/// What [`Webhooks::reload`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The URLs or the secret changed, and are in force.
+    pub applied: bool,
+    /// The timeouts changed, which need a restart.
+    pub need_restart: bool,
 }
 
 impl Webhooks {
@@ -61,20 +89,8 @@ impl Webhooks {
             Database::Sqlite(path) => queue::Queue::sqlite(path).await?,
             Database::Postgres(url) => queue::Queue::postgres(url).await?,
         };
-        let urls: Vec<String> = config.urls.iter().map(|u| u.as_str().to_string()).collect();
-        let forgotten = queue.forget_other_urls(urls.clone()).await?;
-        if forgotten > 0 {
-            tracing::warn!(
-                forgotten,
-                "queued webhooks for URLs no longer in webhook_urls were dropped"
-            );
-            metrics
-                .webhooks
-                .get_or_create(&crate::metrics::OutcomeLabel {
-                    outcome: "given_up",
-                })
-                .inc_by(forgotten);
-        }
+        let urls = url_strings(&config.urls);
+        forget_others(&queue, urls.clone(), &metrics).await?;
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(CONNECT_TIMEOUT))
@@ -85,7 +101,7 @@ impl Webhooks {
             .build()?;
         let shared = Arc::new(deliver::Shared {
             client,
-            secret: config.secret.clone(),
+            secret: ArcSwap::from_pointee(config.secret.clone()),
             queue,
             outcomes: metrics.webhooks.clone(),
             retry_for: config.retry_for,
@@ -94,30 +110,135 @@ impl Webhooks {
         });
         let (committed, watching) = watch::channel(());
         let stop = CancellationToken::new();
-        let mut tasks: Vec<JoinHandle<()>> = config
-            .urls
-            .iter()
-            .map(|url| {
-                let sender = deliver::Sender {
-                    url: url.clone(),
-                    shared: shared.clone(),
-                    committed: watching.clone(),
-                    stop: stop.clone(),
-                };
-                tokio::spawn(sender.run())
-            })
-            .collect();
-        tasks.push(tokio::spawn(keep_depth(shared, metrics, stop.clone())));
-        Ok((Webhooks { stop, tasks }, Recorder::new(urls, committed)))
+        let urls = Arc::new(ArcSwap::from_pointee(urls));
+        let depth = tokio::spawn(keep_depth(shared.clone(), metrics, stop.clone()));
+        let running = Running {
+            stop,
+            shared,
+            urls: urls.clone(),
+            committed: watching,
+            senders: Mutex::default(),
+            depth: Mutex::new(Some(depth)),
+            config: Mutex::new(config.clone()),
+        };
+        for url in &config.urls {
+            running.start_sender(url.clone());
+        }
+        Ok((Webhooks(Arc::new(running)), Recorder::new(urls, committed)))
+    }
+
+    /// Puts new URLs and a new secret in force: events are queued for the new URLs from the
+    /// next write on, a dropped URL's sender stops and its queued events are dropped (counted
+    /// as given up), and the next signature uses the new secret. Changed timeouts need a
+    /// restart.
+    pub async fn reload(
+        &self,
+        new: &WebhookConfig,
+        metrics: &Metrics,
+    ) -> Result<Reloaded, QueueError> {
+        let running = &self.0;
+        let old = running.lock_config().clone();
+        let mut reloaded = Reloaded {
+            applied: old.urls != new.urls || old.secret != new.secret,
+            need_restart: (old.retry_for, old.timeout, old.backoff_max)
+                != (new.retry_for, new.timeout, new.backoff_max),
+        };
+        if !reloaded.applied {
+            return Ok(reloaded);
+        }
+        running.shared.secret.store(Arc::new(new.secret.clone()));
+        running.urls.store(Arc::new(url_strings(&new.urls)));
+        {
+            let mut senders = running.lock_senders();
+            senders.retain(|url, (stop, _)| {
+                let kept = new.urls.contains(url);
+                if !kept {
+                    stop.cancel();
+                }
+                kept
+            });
+        }
+        for url in new.urls.iter().filter(|u| !old.urls.contains(u)) {
+            running.start_sender(url.clone());
+        }
+        {
+            let mut config = running.lock_config();
+            config.urls = new.urls.clone();
+            config.secret = new.secret.clone();
+        }
+        forget_others(&running.shared.queue, url_strings(&new.urls), metrics).await?;
+        reloaded.applied = true;
+        Ok(reloaded)
     }
 
     /// Stops the senders, letting go of the rows they were sending.
     pub async fn stop(self) {
-        self.stop.cancel();
-        for task in self.tasks {
+        let running = &self.0;
+        running.stop.cancel();
+        let senders: Vec<_> = running
+            .lock_senders()
+            .drain()
+            .map(|(_, (_, task))| task)
+            .collect();
+        let depth = running
+            .depth
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        for task in senders.into_iter().chain(depth) {
             let _ = task.await;
         }
     }
+}
+
+impl Running {
+    fn start_sender(&self, url: Url) {
+        let stop = self.stop.child_token();
+        let sender = deliver::Sender {
+            url: url.clone(),
+            shared: self.shared.clone(),
+            committed: self.committed.clone(),
+            stop: stop.clone(),
+        };
+        let task = tokio::spawn(sender.run());
+        self.lock_senders().insert(url, (stop, task));
+    }
+
+    fn lock_senders(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Url, (CancellationToken, JoinHandle<()>)>> {
+        self.senders.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_config(&self) -> std::sync::MutexGuard<'_, WebhookConfig> {
+        self.config.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn url_strings(urls: &[Url]) -> Vec<String> {
+    urls.iter().map(|u| u.as_str().to_string()).collect()
+}
+
+/// Drops what is queued for URLs no longer configured, counting it as given up.
+async fn forget_others(
+    queue: &queue::Queue,
+    urls: Vec<String>,
+    metrics: &Metrics,
+) -> Result<(), QueueError> {
+    let forgotten = queue.forget_other_urls(urls).await?;
+    if forgotten > 0 {
+        tracing::warn!(
+            forgotten,
+            "queued webhooks for URLs no longer in webhook_urls were dropped"
+        );
+        metrics
+            .webhooks
+            .get_or_create(&crate::metrics::OutcomeLabel {
+                outcome: "given_up",
+            })
+            .inc_by(forgotten);
+    }
+    Ok(())
 }
 
 /// Keeps `switchboard_webhook_outbox` up to date: events queued and not yet delivered or given

@@ -3,9 +3,14 @@
 //! committed. SQLite and PostgreSQL take the same statements, with their own placeholders.
 
 use std::{
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
+
+use arc_swap::ArcSwap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_proto::{CallState, UserRef};
@@ -26,14 +31,15 @@ pub enum Before {
 /// The writer's side of the webhooks: the URLs every event is queued for, and a signal to the
 /// senders once queued rows are committed.
 pub struct Recorder {
-    urls: Vec<String>,
+    /// Replaced when the configuration is reloaded.
+    urls: Arc<ArcSwap<Vec<String>>>,
     /// Set when rows were queued in the transaction under way.
     queued: AtomicBool,
     committed: watch::Sender<()>,
 }
 
 impl Recorder {
-    pub fn new(urls: Vec<String>, committed: watch::Sender<()>) -> Self {
+    pub fn new(urls: Arc<ArcSwap<Vec<String>>>, committed: watch::Sender<()>) -> Self {
         Self {
             urls,
             queued: AtomicBool::new(false),
@@ -78,8 +84,9 @@ impl Recorder {
             _ => self.events(write, before).unwrap_or_default(),
         };
         let now = now_ms();
+        let urls = self.urls.load();
         for event in &events {
-            for url in &self.urls {
+            for url in urls.iter() {
                 conn.prepare_cached(
                     "INSERT INTO webhook_outbox (event_id, url, subject, step, body, created_at,
                          due_at)
@@ -127,8 +134,9 @@ impl Recorder {
             _ => self.events(write, before).unwrap_or_default(),
         };
         let now = now_ms();
+        let urls = self.urls.load_full();
         for event in &events {
-            for url in &self.urls {
+            for url in urls.iter() {
                 db.execute(
                     "INSERT INTO webhook_outbox (event_id, url, subject, step, body, created_at,
                          due_at)
@@ -256,7 +264,12 @@ mod tests {
     fn recorder(urls: &[&str]) -> (Recorder, watch::Receiver<()>) {
         let (tx, rx) = watch::channel(());
         (
-            Recorder::new(urls.iter().map(|u| u.to_string()).collect(), tx),
+            Recorder::new(
+                Arc::new(ArcSwap::from_pointee(
+                    urls.iter().map(|u| u.to_string()).collect(),
+                )),
+                tx,
+            ),
             rx,
         )
     }
