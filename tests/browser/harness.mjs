@@ -12,8 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-// `cargo xtask test` runs these against the release binary, as deployed.
-const binary = process.env.SWITCHBOARD_BIN ?? path.join(root, 'target/debug/switchboard');
+// `cargo xtask test` runs these against the release binary, as deployed. (Not a SWITCHBOARD_
+// variable: the server reads every one of those as a setting.)
+const binary = process.env.E2E_SERVER_BINARY ?? path.join(root, 'target/debug/switchboard');
 
 const CHROMIUM_ARGS = [
   '--headless=new',
