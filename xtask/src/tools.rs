@@ -20,13 +20,18 @@ pub fn for_client() -> Result {
     let have = output(crate::shell::tool("wasm-bindgen").arg("--version"));
     if !have.trim().ends_with(&want) {
         // The CLI must match the library the client links, and it brings the wasm test runner.
-        run(cargo().args([
-            "install",
-            "--locked",
-            "wasm-bindgen-cli",
-            "--version",
-            &want,
-        ]))?;
+        let install = |locked: &[&str]| {
+            run(cargo()
+                .args(["install"])
+                .args(locked)
+                .args(["wasm-bindgen-cli", "--version", &want]))
+        };
+        // Its own lock file first; a registry that no longer serves a version it pins (a
+        // yanked crate) leaves only a fresh resolution within its requirements.
+        if let Err(e) = install(&["--locked"]) {
+            eprintln!("xtask: {e}; installing with a fresh resolution of its dependencies");
+            install(&[])?;
+        }
     }
     Ok(())
 }
