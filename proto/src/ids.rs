@@ -9,7 +9,8 @@ pub const MAX_USER_ID_LEN: usize = 128;
 /// Longest display name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 
-/// A call's id: random, so ids never repeat across servers or a wiped database.
+/// A call's id: the time it was placed, then random bytes, so ids never repeat across servers
+/// or a wiped database.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CallId(pub String);

@@ -20,7 +20,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let task = args.next().unwrap_or_default();
-    let rest: Vec<String> = args.collect();
+    // `cargo xtask run -- ARGS` and `cargo xtask run ARGS` alike.
+    let rest: Vec<String> = args.skip_while(|a| a == "--").collect();
     let result = match task.as_str() {
         "build-client" => client::build(),
         "test" => tools::for_tests().and_then(|()| suite::run_all()),
