@@ -55,7 +55,10 @@ pub fn run_all() -> Result {
             npm_install(&browser).and_then(|()| {
                 run(Command::new("node")
                     .args(["--test", "--test-concurrency=1"])
-                    .env("E2E_SERVER_BINARY", root().join("target/release/switchboard"))
+                    .env(
+                        "E2E_SERVER_BINARY",
+                        root().join("target/release/switchboard"),
+                    )
                     .current_dir(&browser))
             }),
         );

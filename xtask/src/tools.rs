@@ -21,10 +21,11 @@ pub fn for_client() -> Result {
     if !have.trim().ends_with(&want) {
         // The CLI must match the library the client links, and it brings the wasm test runner.
         let install = |locked: &[&str]| {
-            run(cargo()
-                .args(["install"])
-                .args(locked)
-                .args(["wasm-bindgen-cli", "--version", &want]))
+            run(cargo().args(["install"]).args(locked).args([
+                "wasm-bindgen-cli",
+                "--version",
+                &want,
+            ]))
         };
         // Its own lock file first; a registry that no longer serves a version it pins (a
         // yanked crate) leaves only a fresh resolution within its requirements.
