@@ -20,8 +20,14 @@ use std::{
 use arc_swap::ArcSwap;
 
 use crate::{
-    Config, admission::Admission, api::Api, config::Limits, hub::Hub, metrics::Metrics,
-    origin::Origins, webhooks::Webhooks,
+    Config,
+    admission::Admission,
+    api::Api,
+    config::Limits,
+    hub::Hub,
+    metrics::Metrics,
+    origin::Origins,
+    webhooks::{WebhookConfig, Webhooks},
 };
 
 /// Applies a new configuration to a running server. Cheap to clone.
@@ -54,38 +60,22 @@ pub struct Reloaded {
 impl Reloader {
     /// Applies what can change safely from `new`, and says what could not.
     pub async fn apply(&self, new: Config) -> Reloaded {
-        let (mut reloaded, limits) = self.apply_settings(&new);
-        if let Some(limits) = limits {
+        let (mut reloaded, changed) = self.apply_settings(&new);
+        if let Some(limits) = changed.limits {
             self.hub.set_limits(limits).await;
         }
-        match (&self.webhooks, &new.webhooks) {
-            (Some(webhooks), Some(settings)) => {
-                match webhooks.reload(settings, &self.metrics).await {
-                    Ok(done) => {
-                        if done.applied {
-                            reloaded.applied.push("webhook_urls/webhook_secret");
-                        }
-                        if done.need_restart {
-                            reloaded
-                                .need_restart
-                                .push("webhook_timeout/webhook_retry_for/…");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "the webhook outbox could not be brought in line with the new URLs");
-                        reloaded.applied.push("webhook_urls/webhook_secret");
-                    }
-                }
+        if let (Some(webhooks), Some(settings)) = (&self.webhooks, changed.webhooks) {
+            if let Err(e) = webhooks.reload(&settings, &self.metrics).await {
+                tracing::error!(error = %e, "the webhook outbox could not be brought in line with the new URLs");
             }
-            (None, None) => {}
-            _ => reloaded.need_restart.push("webhook_urls/webhook_secret/…"),
+            reloaded.applied.push("webhook_urls/webhook_secret");
         }
         reloaded
     }
 
-    /// Everything but the webhooks, which wait on their queue; the limits for the hub, when
-    /// they changed.
-    fn apply_settings(&self, new: &Config) -> (Reloaded, Option<Limits>) {
+    /// Everything but what waits on another task (the hub, the webhooks' queue): that is
+    /// returned, when it changed, for [`Self::apply`] to hand over.
+    fn apply_settings(&self, new: &Config) -> (Reloaded, Handover) {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let mut reloaded = Reloaded::default();
         if new.allowed_origins != current.allowed_origins {
@@ -136,6 +126,26 @@ impl Reloader {
             current.admission = new.admission.clone();
             reloaded.applied.push("admission");
         }
+        // The URLs and the secret while webhooks stay on; the client's timeouts are fixed.
+        let mut webhooks = None;
+        match (&mut current.webhooks, &new.webhooks) {
+            (Some(old), Some(settings)) => {
+                if (&old.urls, &old.secret) != (&settings.urls, &settings.secret) {
+                    old.urls = settings.urls.clone();
+                    old.secret = settings.secret.clone();
+                    webhooks = Some(settings.clone());
+                }
+                if (old.retry_for, old.timeout, old.backoff_max)
+                    != (settings.retry_for, settings.timeout, settings.backoff_max)
+                {
+                    reloaded
+                        .need_restart
+                        .push("webhook_timeout/webhook_retry_for/…");
+                }
+            }
+            (None, None) => {}
+            _ => reloaded.need_restart.push("webhook_urls/webhook_secret/…"),
+        }
         // Everything else is compared as the server would use it.
         let differs =
             |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
@@ -171,6 +181,16 @@ impl Reloader {
                 .into_iter()
                 .filter_map(|(name, changed)| changed.then_some(name)),
         );
-        (reloaded, hub_limits)
+        let changed = Handover {
+            limits: hub_limits,
+            webhooks,
+        };
+        (reloaded, changed)
     }
+}
+
+/// Settings that changed and are applied by another task.
+struct Handover {
+    limits: Option<Limits>,
+    webhooks: Option<WebhookConfig>,
 }

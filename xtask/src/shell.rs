@@ -58,10 +58,15 @@ fn installed_bin() -> PathBuf {
     home.join("bin")
 }
 
-/// `PATH` with [`installed_bin`] in front.
+/// `PATH` with [`installed_bin`] in front, unless it is on it already (a `PATH` that changes
+/// between a task and a plain cargo run would rebuild what build scripts watching it built).
 fn path_with_installed() -> OsString {
     let rest = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::iter::once(installed_bin()).chain(std::env::split_paths(&rest));
+    let bin = installed_bin();
+    if std::env::split_paths(&rest).any(|dir| dir == bin) {
+        return rest;
+    }
+    let dirs = std::iter::once(bin).chain(std::env::split_paths(&rest));
     std::env::join_paths(dirs).unwrap_or(rest)
 }
 

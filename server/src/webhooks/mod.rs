@@ -64,17 +64,6 @@ struct Running {
     /// One sender per URL, each stopped on its own when its URL is dropped.
     senders: Mutex<HashMap<Url, (CancellationToken, JoinHandle<()>)>>,
     depth: Mutex<Option<JoinHandle<()>>>,
-    /// The settings in force, to tell what a reload changes.
-    config: Mutex<WebhookConfig>,
-}
-
-/// What [`Webhooks::reload`] did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Reloaded {
-    /// The URLs or the secret changed, and are in force.
-    pub applied: bool,
-    /// The timeouts changed, which need a restart.
-    pub need_restart: bool,
 }
 
 impl Webhooks {
@@ -119,7 +108,6 @@ impl Webhooks {
             committed: watching,
             senders: Mutex::default(),
             depth: Mutex::new(Some(depth)),
-            config: Mutex::new(config.clone()),
         };
         for url in &config.urls {
             running.start_sender(url.clone());
@@ -129,26 +117,12 @@ impl Webhooks {
 
     /// Puts new URLs and a new secret in force: events are queued for the new URLs from the
     /// next write on, a dropped URL's sender stops and its queued events are dropped (counted
-    /// as given up), and the next signature uses the new secret. Changed timeouts need a
-    /// restart.
-    pub async fn reload(
-        &self,
-        new: &WebhookConfig,
-        metrics: &Metrics,
-    ) -> Result<Reloaded, QueueError> {
+    /// as given up), and the next signature uses the new secret.
+    pub async fn reload(&self, new: &WebhookConfig, metrics: &Metrics) -> Result<(), QueueError> {
         let running = &self.0;
-        let old = running.lock_config().clone();
-        let mut reloaded = Reloaded {
-            applied: old.urls != new.urls || old.secret != new.secret,
-            need_restart: (old.retry_for, old.timeout, old.backoff_max)
-                != (new.retry_for, new.timeout, new.backoff_max),
-        };
-        if !reloaded.applied {
-            return Ok(reloaded);
-        }
         running.shared.secret.store(Arc::new(new.secret.clone()));
         running.urls.store(Arc::new(url_strings(&new.urls)));
-        {
+        let added: Vec<Url> = {
             let mut senders = running.lock_senders();
             senders.retain(|url, (stop, _)| {
                 let kept = new.urls.contains(url);
@@ -157,18 +131,16 @@ impl Webhooks {
                 }
                 kept
             });
+            new.urls
+                .iter()
+                .filter(|u| !senders.contains_key(u))
+                .cloned()
+                .collect()
+        };
+        for url in added {
+            running.start_sender(url);
         }
-        for url in new.urls.iter().filter(|u| !old.urls.contains(u)) {
-            running.start_sender(url.clone());
-        }
-        {
-            let mut config = running.lock_config();
-            config.urls = new.urls.clone();
-            config.secret = new.secret.clone();
-        }
-        forget_others(&running.shared.queue, url_strings(&new.urls), metrics).await?;
-        reloaded.applied = true;
-        Ok(reloaded)
+        forget_others(&running.shared.queue, url_strings(&new.urls), metrics).await
     }
 
     /// Stops the senders, letting go of the rows they were sending.
@@ -208,10 +180,6 @@ impl Running {
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<Url, (CancellationToken, JoinHandle<()>)>> {
         self.senders.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_config(&self) -> std::sync::MutexGuard<'_, WebhookConfig> {
-        self.config.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
