@@ -1,11 +1,10 @@
 //! The calls job: places calls between random free users of this worker at a steady rate;
 //! the sessions answer and hang up each one as soon as it arrives.
 
-use std::time::{Duration, Instant};
-
-use tokio::time::MissedTickBehavior;
+use std::time::Duration;
 
 use super::{
+    pacer::Pacer,
     shared::{Cmd, Mode, Shared},
     wait_until,
 };
@@ -20,20 +19,13 @@ pub async fn run(shared: &Shared, rate: f64, length: Duration) -> CallsDone {
     *shared.free.borrow_mut() = (0..shared.users.len())
         .filter(|&i| shared.users[i].online.get())
         .collect();
-    let started = Instant::now();
+    let mut pacer = Pacer::start(rate, length);
+    let started = pacer.started();
     let (mut placed, mut skipped) = (0u64, 0u64);
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let elapsed = started.elapsed();
-        if elapsed >= length {
-            break;
-        }
-        let due = (rate * elapsed.as_secs_f64()) as u64;
+    while let Some(due) = pacer.due().await {
         while placed + skipped < due {
             // When this call was due: the tool's own lateness counts against the server too.
-            let scheduled = started + Duration::from_secs_f64((placed + skipped) as f64 / rate);
+            let scheduled = pacer.scheduled(placed + skipped);
             let mut free = shared.free.borrow_mut();
             if free.len() < 2 {
                 skipped += 1;

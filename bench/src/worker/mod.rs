@@ -2,6 +2,7 @@
 //! coordinator sends on stdin, reporting each on stdout.
 
 mod calls;
+mod pacer;
 mod presence;
 mod session;
 mod shared;

@@ -17,9 +17,9 @@
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
-use tokio::time::MissedTickBehavior;
 
 use super::{
+    pacer::Pacer,
     shared::{Cmd, Mode, Shared},
     wait_until,
 };
@@ -88,20 +88,13 @@ pub async fn run(shared: &Shared, rate: f64, length: Duration) -> PresenceDone {
     let mut order: Vec<usize> = (0..n).filter(|&u| !watches(u)).collect();
     let rounds = order.len().max(1) as u64;
     order.shuffle(&mut rand::rng());
-    let started = Instant::now();
+    let mut pacer = Pacer::start(rate, length);
+    let started = pacer.started();
     let mut toggles = 0u64;
     let mut expected = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let elapsed = started.elapsed();
-        if elapsed >= length {
-            break;
-        }
-        let due = (rate * elapsed.as_secs_f64()) as u64;
+    while let Some(due) = pacer.due().await {
         while toggles < due && !order.is_empty() {
-            let scheduled = started + Duration::from_secs_f64(toggles as f64 / rate);
+            let scheduled = pacer.scheduled(toggles);
             let user = order[(toggles % rounds) as usize];
             let _ = shared.users[user].tx.send(Cmd::Toggle(scheduled));
             expected += watchers_of(user);
