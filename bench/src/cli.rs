@@ -144,8 +144,19 @@ pub enum Scenario {
         /// Presence changes per second (all workers together).
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
+        /// Seconds of changes per measurement.
         #[arg(long, default_value_t = 10.0)]
         secs: f64,
+        /// Raise the rate step by step and report the highest delivery rate whose p99 stays in
+        /// bounds, every change heard once by each watcher.
+        #[arg(long)]
+        ramp: bool,
+        /// Each ramp step multiplies the rate by this.
+        #[arg(long, default_value_t = 1.25)]
+        ramp_factor: f64,
+        /// The delivery p99 a ramp step must stay within, in milliseconds.
+        #[arg(long, default_value_t = 10.0)]
+        p99_ms: f64,
     },
     /// The server is killed (SIGKILL) and restarted on the same database under connected
     /// sessions: time until all are back, and whether any call was lost.

@@ -84,7 +84,22 @@ fn main() -> anyhow::Result<()> {
                 watchers,
                 rate,
                 secs,
-            } => scenario::presence::run(common, sessions, watchers, rate, secs).await,
+                ramp,
+                ramp_factor,
+                p99_ms,
+            } => {
+                let options = scenario::presence::Options {
+                    sessions,
+                    watchers,
+                    rate,
+                    secs,
+                    ramp: ramp.then_some(scenario::presence::Ramp {
+                        factor: ramp_factor,
+                        p99_ms,
+                    }),
+                };
+                scenario::presence::run(common, &options).await
+            }
             Scenario::Storm { sessions, ringing } => {
                 scenario::storm::run(common, sessions, ringing).await
             }

@@ -140,6 +140,32 @@ async fn idle_and_presence_report_sane_figures() {
     ])
     .await;
     assert!(figure(&out, "deliveries:") > 500.0, "{out}");
+    // A ramp stops at its first step out of bounds (no delivery takes 0 ms) and says so.
+    let out = bench(&[
+        "--url",
+        &url,
+        "--runs",
+        "1",
+        "presence",
+        "--sessions",
+        "100",
+        "--watchers",
+        "5",
+        "--rate",
+        "100",
+        "--secs",
+        "1",
+        "--ramp",
+        "--p99-ms",
+        "0",
+    ])
+    .await;
+    assert!(out.contains("  rate 100/s: "), "{out}");
+    assert!(!out.contains("  rate 125/s"), "{out}");
+    assert!(
+        out.contains("highest clean delivery rate with p99 <= 0 ms: 0 deliveries/s"),
+        "{out}"
+    );
     running.stop().await;
 }
 
