@@ -15,6 +15,9 @@ use crate::{
 
 /// The pause between two ramp steps, so the last step's re-logins are heard before the next.
 const BETWEEN_STEPS: Duration = Duration::from_secs(1);
+/// The pause once every session is online, before the first step: what a server does after
+/// thousands of logins (Switchboard records each user) is over before presence is timed.
+const AFTER_LOGINS: Duration = Duration::from_secs(3);
 
 pub struct Options {
     pub sessions: usize,
@@ -57,6 +60,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             c.sessions, o.watchers
         );
         ok &= c.failed == 0;
+        tokio::time::sleep(AFTER_LOGINS).await;
         let mut rate = o.rate;
         let mut best: Option<Stage> = None;
         loop {
