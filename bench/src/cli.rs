@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::scenario::Ramp;
+
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -58,6 +60,32 @@ pub struct Common {
     pub runs: usize,
 }
 
+/// Raising the rate step by step, for the scenarios that can.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct RampArgs {
+    /// Raise the rate step by step and report the highest whose p99 stays within --p99-ms with
+    /// nothing lost or doubled: the ring's for calls, the cross-node ring's for a cluster, the
+    /// deliveries' for presence, each timed from when its send was due.
+    #[arg(long)]
+    ramp: bool,
+    /// Each ramp step multiplies the rate by this.
+    #[arg(long, default_value_t = 1.25)]
+    ramp_factor: f64,
+    /// The p99 a ramp step must stay within, in milliseconds.
+    #[arg(long, default_value_t = 10.0)]
+    p99_ms: f64,
+}
+
+impl RampArgs {
+    /// The ramp asked for, if any.
+    pub fn ramp(self) -> Option<Ramp> {
+        self.ramp.then_some(Ramp {
+            factor: self.ramp_factor,
+            p99_ms: self.p99_ms,
+        })
+    }
+}
+
 fn key_value(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
         .split_once('=')
@@ -85,15 +113,8 @@ pub enum Scenario {
         /// Seconds of calling per measurement.
         #[arg(long, default_value_t = 10.0)]
         secs: f64,
-        /// Raise the rate step by step and report the highest whose ring p99 stays in bounds.
-        #[arg(long)]
-        ramp: bool,
-        /// Each ramp step multiplies the rate by this.
-        #[arg(long, default_value_t = 1.25)]
-        ramp_factor: f64,
-        /// The ring p99 a ramp step must stay within, in milliseconds.
-        #[arg(long, default_value_t = 10.0)]
-        p99_ms: f64,
+        #[command(flatten)]
+        ramp: RampArgs,
         /// Misbehaving clients to run beside the calls (never reading, flooding, oversized
         /// frames, garbage), reconnecting whenever cut off; server memory is read before and
         /// after, and a server this tool started must log no panic.
@@ -119,16 +140,8 @@ pub enum Scenario {
         /// SIGKILL the first node this many seconds into the calls.
         #[arg(long)]
         kill_after: Option<f64>,
-        /// Raise the rate step by step and report the highest whose cross-node ring p99 stays
-        /// within --p99-ms with every call recorded once.
-        #[arg(long)]
-        ramp: bool,
-        /// Each ramp step multiplies the rate by this.
-        #[arg(long, default_value_t = 1.25)]
-        ramp_factor: f64,
-        /// The cross-node ring p99 a ramp step must stay within, in milliseconds.
-        #[arg(long, default_value_t = 10.0)]
-        p99_ms: f64,
+        #[command(flatten)]
+        ramp: RampArgs,
         /// Seconds to hold the sessions before reading memory (with --rate 0: idle sessions
         /// only, no calls).
         #[arg(long, default_value_t = 3.0)]
@@ -147,16 +160,8 @@ pub enum Scenario {
         /// Seconds of changes per measurement.
         #[arg(long, default_value_t = 10.0)]
         secs: f64,
-        /// Raise the rate step by step and report the highest delivery rate whose p99 stays in
-        /// bounds, every change heard once by each watcher.
-        #[arg(long)]
-        ramp: bool,
-        /// Each ramp step multiplies the rate by this.
-        #[arg(long, default_value_t = 1.25)]
-        ramp_factor: f64,
-        /// The delivery p99 a ramp step must stay within, in milliseconds.
-        #[arg(long, default_value_t = 10.0)]
-        p99_ms: f64,
+        #[command(flatten)]
+        ramp: RampArgs,
     },
     /// The server is killed (SIGKILL) and restarted on the same database under connected
     /// sessions: time until all are back, and whether any call was lost.

@@ -37,8 +37,6 @@ fn main() -> anyhow::Result<()> {
                 rate,
                 secs,
                 ramp,
-                ramp_factor,
-                p99_ms,
                 misbehaving,
                 warmup,
             } => {
@@ -46,9 +44,7 @@ fn main() -> anyhow::Result<()> {
                     sessions,
                     rate,
                     secs,
-                    ramp,
-                    ramp_factor,
-                    p99_ms,
+                    ramp: ramp.ramp(),
                     misbehaving,
                     warmup,
                 };
@@ -61,8 +57,6 @@ fn main() -> anyhow::Result<()> {
                 secs,
                 kill_after,
                 ramp,
-                ramp_factor,
-                p99_ms,
                 hold,
             } => {
                 let options = scenario::cluster::Options {
@@ -71,10 +65,7 @@ fn main() -> anyhow::Result<()> {
                     rate,
                     secs,
                     kill_after,
-                    ramp: ramp.then_some(scenario::cluster::Ramp {
-                        factor: ramp_factor,
-                        p99_ms,
-                    }),
+                    ramp: ramp.ramp(),
                     hold,
                 };
                 scenario::cluster::run(common, &options).await
@@ -85,18 +76,13 @@ fn main() -> anyhow::Result<()> {
                 rate,
                 secs,
                 ramp,
-                ramp_factor,
-                p99_ms,
             } => {
                 let options = scenario::presence::Options {
                     sessions,
                     watchers,
                     rate,
                     secs,
-                    ramp: ramp.then_some(scenario::presence::Ramp {
-                        factor: ramp_factor,
-                        p99_ms,
-                    }),
+                    ramp: ramp.ramp(),
                 };
                 scenario::presence::run(common, &options).await
             }

@@ -1,7 +1,7 @@
 //! Calls between random online users: ring and answer latency at a given rate, or (ramp) the
 //! highest rate whose ring p99 stays within bounds; then checks every call was recorded.
 
-use super::{header, merge_connected, print_median};
+use super::{Ramp, header, merge_connected, print_median};
 use crate::{
     cli::Common,
     misbehave::{Aim, Misbehaving},
@@ -16,9 +16,9 @@ pub struct Options {
     pub sessions: usize,
     pub rate: f64,
     pub secs: f64,
-    pub ramp: bool,
-    pub ramp_factor: f64,
-    pub p99_ms: f64,
+    /// Raise the rate step by step while the ring p99 (from the scheduled send) stays in
+    /// bounds; `None` for one step at `rate`.
+    pub ramp: Option<Ramp>,
     /// Misbehaving clients running beside the calls.
     pub misbehaving: usize,
     /// Seconds of calls and misbehaving clients, then [`SETTLE`], before memory is first read.
@@ -136,7 +136,11 @@ pub async fn stage(pool: &mut Pool, workers: usize, rate: f64, secs: f64) -> any
 }
 
 pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
-    header(if o.ramp { "calls --ramp" } else { "calls" });
+    header(if o.ramp.is_some() {
+        "calls --ramp"
+    } else {
+        "calls"
+    });
     let mut results: Vec<Stage> = Vec::new();
     let mut ok = true;
     for run in 1..=common.runs {
@@ -184,18 +188,17 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             placed += s.placed;
             refused += s.errors;
             completed += s.completed;
-            // Timed from when each call was due, so the tool falling behind cannot flatter a step.
-            let passes = s.clean() && s.ring_scheduled.p99 <= o.p99_ms;
-            if !o.ramp {
+            let Some(ramp) = &o.ramp else {
                 ok &= s.clean();
                 best = Some(s);
                 break;
-            }
-            if !passes {
+            };
+            // Timed from when each call was due, so the tool falling behind cannot flatter a step.
+            if !(s.clean() && s.ring_scheduled.p99 <= ramp.p99_ms) {
                 break;
             }
             best = Some(s);
-            rate *= o.ramp_factor;
+            rate *= ramp.factor;
         }
         if let Some(rogues) = rogues {
             let rss_busy = target.rss_kib();
@@ -226,14 +229,14 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             // a ramp's last step fails by design and its calls may end any way.
             ok &= p.calls <= placed
                 && p.calls + refused >= placed
-                && (o.ramp || (p.answered_then_ended == completed && p.live == 0));
+                && (o.ramp.is_some() || (p.answered_then_ended == completed && p.live == 0));
         }
         match best {
             Some(s) => {
-                if o.ramp {
+                if let Some(ramp) = &o.ramp {
                     println!(
                         "  highest clean rate with ring p99 <= {} ms: {:.0} calls/s",
-                        o.p99_ms, s.rate
+                        ramp.p99_ms, s.rate
                     );
                 }
                 results.push(s);
@@ -249,7 +252,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
         results.len(),
         o.sessions
     );
-    if o.ramp {
+    if o.ramp.is_some() {
         let rates: Vec<f64> = results.iter().map(|s| s.rate).collect();
         print_median("highest rate with ring p99 in bounds", "calls/s", &rates);
     }

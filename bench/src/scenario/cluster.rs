@@ -12,6 +12,7 @@ use std::{
 };
 
 use super::{
+    Ramp,
     calls::{Stage, stage},
     header, merge_connected, print_median,
 };
@@ -35,12 +36,6 @@ pub struct Options {
     pub ramp: Option<Ramp>,
     /// Seconds the sessions are held before memory is read.
     pub hold: f64,
-}
-
-/// Raise the rate by `factor` while the cross-node ring p99 stays within `p99_ms`.
-pub struct Ramp {
-    pub factor: f64,
-    pub p99_ms: f64,
 }
 
 /// How long the others take to treat a killed node as dead, on the tool's nodes.

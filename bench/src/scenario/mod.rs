@@ -13,6 +13,13 @@ use crate::{
     wire::Connected,
 };
 
+/// Raise the rate by `factor` at each step while the scenario's p99, timed from when each send
+/// was due, stays within `p99_ms`.
+pub struct Ramp {
+    pub factor: f64,
+    pub p99_ms: f64,
+}
+
 /// Prints what was run, where, and how busy the machine already was.
 pub fn header(name: &str) {
     let args: Vec<String> = std::env::args().collect();

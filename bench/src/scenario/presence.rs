@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{header, merge_connected, print_median};
+use super::{Ramp, header, merge_connected, print_median};
 use crate::{
     cli::Common,
     pool::Pool,
@@ -27,11 +27,6 @@ pub struct Options {
     /// Each step multiplies the rate by this, while the delivery p99 (from the scheduled change)
     /// stays within `p99_ms`; `None` for one step at `rate`.
     pub ramp: Option<Ramp>,
-}
-
-pub struct Ramp {
-    pub factor: f64,
-    pub p99_ms: f64,
 }
 
 /// One measurement at one rate, all workers together.

@@ -103,6 +103,30 @@ async fn signed_calls_all_ring_and_complete() {
     );
     let ring_line = out.lines().find(|l| l.trim().starts_with("ring ")).unwrap();
     assert!(ring_line.contains("(n=400)"), "{out}");
+    // A ramp whose first step is out of bounds (no ring takes 0 ms) stops there and fails.
+    let (passed, out) = bench_verdict(&[
+        "--url",
+        &url,
+        "--runs",
+        "1",
+        "--jwt-secret",
+        secret,
+        "calls",
+        "--sessions",
+        "100",
+        "--rate",
+        "100",
+        "--secs",
+        "1",
+        "--ramp",
+        "--p99-ms",
+        "0",
+    ])
+    .await;
+    assert!(!passed, "{out}");
+    assert!(out.contains("  rate 100/s: "), "{out}");
+    assert!(!out.contains("  rate 125/s"), "{out}");
+    assert!(out.contains("no rate passed"), "{out}");
     running.stop().await;
 }
 
