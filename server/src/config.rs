@@ -217,6 +217,8 @@ pub struct Settings {
     pub db: PathBuf,
     /// Database writes waiting to commit beyond which new calls are refused.
     pub store_backlog_limit: u64,
+    /// How the SQLite writer thread competes for the CPU.
+    pub store_writer_priority: crate::store::WriterPriority,
     /// Unset: the pages built into the binary.
     pub www: Option<PathBuf>,
     pub public_url: Option<String>,
@@ -357,6 +359,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             db: PathBuf::from("data/switchboard.db"),
             store_backlog_limit: crate::store::BACKLOG_LIMIT,
+            store_writer_priority: crate::store::WriterPriority::Idle,
             www: None,
             public_url: None,
             allowed_origins: Vec::new(),
@@ -582,6 +585,8 @@ pub struct Config {
     pub db: PathBuf,
     /// Database writes waiting to commit beyond which new calls are refused (`overloaded`).
     pub store_backlog_limit: u64,
+    /// The SQLite writer thread's scheduling: behind the signalling, or level with it.
+    pub store_writer_priority: crate::store::WriterPriority,
     pub www: Www,
     pub public_url: Option<Url>,
     /// Origins (`scheme://host[:port]`) allowed to open WebSockets besides the server's own.
@@ -760,6 +765,7 @@ impl Config {
             listen: s.listen,
             db: s.db,
             store_backlog_limit: s.store_backlog_limit,
+            store_writer_priority: s.store_writer_priority,
             www: s.www.map_or(Www::BuiltIn, Www::Dir),
             public_url,
             allowed_origins,
@@ -1067,6 +1073,10 @@ mod tests {
         assert!(matches!(config.rooms, RoomsConfig::Builtin(_)));
         assert_eq!(config.listen, "127.0.0.1:8080");
         assert_eq!(config.ring_timeout, Duration::from_secs(45));
+        assert_eq!(
+            config.store_writer_priority,
+            crate::store::WriterPriority::Idle
+        );
     }
 
     #[test]
@@ -1078,6 +1088,7 @@ mod tests {
                 "ring_timeout = \"30s\"\nlisten = \"127.0.0.1:9000\"\nallowed_origins = [\"https://a.example\"]",
             )?;
             jail.set_env("SWITCHBOARD_RING_TIMEOUT", "20s");
+            jail.set_env("SWITCHBOARD_STORE_WRITER_PRIORITY", "normal");
             jail.set_env(
                 "SWITCHBOARD_ALLOWED_ORIGINS",
                 "https://b.example, http://c.example:8080/",
@@ -1090,6 +1101,10 @@ mod tests {
             let config = Config::load(&cli).map_err(|e| e.to_string())?;
             assert_eq!(config.ring_timeout, Duration::from_secs(20));
             assert_eq!(config.listen, "127.0.0.1:9100");
+            assert_eq!(
+                config.store_writer_priority,
+                crate::store::WriterPriority::Normal
+            );
             assert_eq!(
                 config.allowed_origins,
                 ["https://b.example", "http://c.example:8080"]

@@ -130,10 +130,11 @@ pub async fn start(
         commit_seconds: metrics.store_commit_seconds.clone(),
     };
     let backlog_limit = config.store_backlog_limit;
+    let priority = config.store_writer_priority;
     let database_url = config.database_url.clone();
     let (store, writer, loaded) = tokio::task::spawn_blocking(move || match database_url {
         Some(url) => Store::open_postgres(&url, backlog_limit, instruments),
-        None => Store::open(&db, backlog_limit, instruments),
+        None => Store::open(&db, backlog_limit, priority, instruments),
     })
     .await
     .map_err(|e| std::io::Error::other(e.to_string()))??;

@@ -150,12 +150,16 @@ impl Reloader {
         let differs =
             |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
         let c = &*current;
-        let fixed: [(&'static str, bool); 15] = [
+        let fixed: [(&'static str, bool); 16] = [
             ("listen", c.listen != new.listen),
             ("db", c.db != new.db),
             (
                 "store_backlog_limit",
                 c.store_backlog_limit != new.store_backlog_limit,
+            ),
+            (
+                "store_writer_priority",
+                c.store_writer_priority != new.store_writer_priority,
             ),
             ("www", differs(&c.www, &new.www)),
             ("public_url", c.public_url != new.public_url),

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use health::Health;
 use health::Shared;
+pub use writer::WriterPriority;
 
 use crate::{
     calls::{Call, Millis},
@@ -181,11 +182,12 @@ fn migrations() -> Migrations<'static> {
 }
 
 impl Store {
-    /// Opens (creating and migrating) the database, reads what is live, and starts the writer.
-    /// Past `backlog_limit` queued writes, [`Store::behind`] says so.
+    /// Opens (creating and migrating) the database, reads what is live, and starts the writer
+    /// at `priority`. Past `backlog_limit` queued writes, [`Store::behind`] says so.
     pub fn open(
         path: &Path,
         backlog_limit: u64,
+        priority: WriterPriority,
         instruments: Instruments,
     ) -> Result<(Store, Writer, Loaded), StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -209,7 +211,7 @@ impl Store {
             .name("switchboard-store".into())
             .spawn({
                 let shared = shared.clone();
-                move || writer::run(conn, rx, &shared)
+                move || writer::run(conn, rx, &shared, priority)
             })
             .map_err(StoreError::Thread)?;
         let writer = Writer {
@@ -520,8 +522,13 @@ mod tests {
     async fn calls_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/sb.db");
-        let (store, writer, loaded) =
-            Store::open(&path, BACKLOG_LIMIT, Instruments::default()).unwrap();
+        let (store, writer, loaded) = Store::open(
+            &path,
+            BACKLOG_LIMIT,
+            WriterPriority::Idle,
+            Instruments::default(),
+        )
+        .unwrap();
         assert!(loaded.users.is_empty() && loaded.live_calls.is_empty());
 
         let (ringing, _) = place(
@@ -561,8 +568,13 @@ mod tests {
         drop(store);
         writer.join().unwrap();
 
-        let (_store, _writer, loaded) =
-            Store::open(&path, BACKLOG_LIMIT, Instruments::default()).unwrap();
+        let (_store, _writer, loaded) = Store::open(
+            &path,
+            BACKLOG_LIMIT,
+            WriterPriority::Idle,
+            Instruments::default(),
+        )
+        .unwrap();
         assert_eq!(loaded.users.len(), 2);
         assert_eq!(loaded.live_calls.len(), 1);
         assert_eq!(loaded.live_calls[0].call, second);
@@ -573,7 +585,13 @@ mod tests {
     async fn a_call_placed_and_ended_in_one_batch_keeps_its_last_state_and_every_event() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sb.db");
-        let (store, writer, _) = Store::open(&path, BACKLOG_LIMIT, Instruments::default()).unwrap();
+        let (store, writer, _) = Store::open(
+            &path,
+            BACKLOG_LIMIT,
+            WriterPriority::Idle,
+            Instruments::default(),
+        )
+        .unwrap();
         let (whole, split) = (ringing("c1"), ringing("c2"));
         let (answered, _) = step(&whole, Input::Answer { by: "bob".into() }, 1_200).unwrap();
         let (ended, _) = step(&answered, Input::Hangup { by: "ann".into() }, 1_900).unwrap();
@@ -622,7 +640,8 @@ mod tests {
         let path = dir.path().join("sb.db");
         let instruments = Instruments::default();
         let errors = instruments.errors.clone();
-        let (store, writer, _) = Store::open(&path, BACKLOG_LIMIT, instruments).unwrap();
+        let (store, writer, _) =
+            Store::open(&path, BACKLOG_LIMIT, WriterPriority::Idle, instruments).unwrap();
         let (first, second, never) = (ringing("c1"), ringing("c2"), ringing("c3"));
         let (answered, _) = step(&first, Input::Answer { by: "bob".into() }, 1_500).unwrap();
 
@@ -661,7 +680,8 @@ mod tests {
         let path = dir.path().join("sb.db");
         let instruments = Instruments::default();
         let backlog = instruments.backlog.clone();
-        let (store, writer, _) = Store::open(&path, 1_000, instruments).unwrap();
+        let (store, writer, _) =
+            Store::open(&path, 1_000, WriterPriority::Idle, instruments).unwrap();
         let lock = Connection::open(&path).unwrap();
         lock.execute_batch("BEGIN IMMEDIATE").unwrap();
 

@@ -6,6 +6,7 @@
 use std::{thread, time::Duration};
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{Op, Write, health::Shared, statements::apply_recorded};
@@ -24,7 +25,13 @@ const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 
 /// Runs until every handle is gone and the queue is drained.
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Op>, shared: &Shared) {
+pub(super) fn run(
+    mut conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Op>,
+    shared: &Shared,
+    priority: WriterPriority,
+) {
+    priority.apply();
     let mut ops = Vec::with_capacity(BATCH);
     let mut writes = Vec::with_capacity(BATCH);
     let mut flushed = Vec::new();
@@ -54,6 +61,37 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Op>, sha
         writes.clear();
         for done in flushed.drain(..) {
             let _ = done.send(());
+        }
+    }
+}
+
+/// How the writer thread competes for the CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriterPriority {
+    /// Behind every thread that is not idle itself (Linux's `SCHED_IDLE`): a commit never holds
+    /// up a ring, and the writer runs on what the signalling and the rest of the machine leave.
+    #[default]
+    Idle,
+    /// As any other thread: for a machine whose other work keeps every core busy, where an idle
+    /// writer could fall behind.
+    Normal,
+}
+
+impl WriterPriority {
+    /// Applies to the calling thread; a system that refuses keeps the default and says so.
+    fn apply(self) {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+            set_thread_priority_and_policy, thread_native_id,
+        };
+        if self == WriterPriority::Normal {
+            return;
+        }
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        let applied = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle);
+        if let Err(error) = applied {
+            tracing::warn!(?error, "the database writer keeps its scheduling priority");
         }
     }
 }
@@ -164,4 +202,39 @@ fn is_transient(error: &rusqlite::Error) -> bool {
                 | ErrorCode::FileLockingProtocolFailed
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The calling thread's scheduling policy as the kernel reports it (`/proc`'s `stat`, the
+    /// 41st field; the second, the name, is in brackets and may hold spaces).
+    fn policy() -> u32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+        after_name
+            .split_whitespace()
+            .nth(41 - 3)
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    const SCHED_OTHER: u32 = 0;
+    const SCHED_IDLE: u32 = 5;
+
+    #[test]
+    fn the_writer_runs_behind_the_signalling_unless_told_otherwise() {
+        let on_a_thread = |priority: WriterPriority| {
+            thread::spawn(move || {
+                priority.apply();
+                policy()
+            })
+            .join()
+            .unwrap()
+        };
+        assert_eq!(on_a_thread(WriterPriority::default()), SCHED_IDLE);
+        assert_eq!(on_a_thread(WriterPriority::Normal), SCHED_OTHER);
+    }
 }
