@@ -1,7 +1,8 @@
 //! The writer thread: gathers queued writes into batches and commits each in one transaction.
 //! A batch that meets a lock or an I/O error waits and tries again, for as long as the server
 //! runs, while new writes gather in the queue behind it; a batch that fails for any other reason
-//! is written one write at a time, so only the write at fault is lost.
+//! is written one write at a time, so only the write at fault is lost. By default the thread
+//! runs only when the signalling leaves a core free.
 
 use std::{thread, time::Duration};
 
