@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use crate::scenario::Ramp;
-
 use clap::{Args, Parser, Subcommand};
+
+use crate::scenario::Ramp;
 
 #[derive(Debug, Parser)]
 #[command(

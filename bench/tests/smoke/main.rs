@@ -40,17 +40,20 @@ async fn server(
     (format!("ws://{}/ws", running.addr), running)
 }
 
-/// Runs the tool with `args` and returns what it printed; fails the test if it failed.
-async fn bench(args: &[&str]) -> String {
-    let (passed, stdout) = bench_verdict(args).await;
+/// Runs the tool once against `url` with `args` (split at spaces) and returns what it printed; fails the test if
+/// it failed.
+async fn bench(url: &str, args: &str) -> String {
+    let (passed, stdout) = bench_verdict(url, args).await;
     assert!(passed, "the tool failed:\n{stdout}");
     stdout
 }
 
-/// Runs the tool with `args`: whether it passed its run, and what it printed and logged.
-async fn bench_verdict(args: &[&str]) -> (bool, String) {
+/// Runs the tool once against `url` with `args` (split at spaces): whether it passed its run, and what it printed
+/// and logged.
+async fn bench_verdict(url: &str, args: &str) -> (bool, String) {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-bench"))
-        .args(args)
+        .args(["--url", url, "--runs", "1"])
+        .args(args.split_whitespace())
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(30), output)
@@ -61,6 +64,12 @@ async fn bench_verdict(args: &[&str]) -> (bool, String) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let passed = output.status.success() && stdout.contains("RESULT: OK");
     (passed, format!("{stdout}\n{stderr}"))
+}
+
+/// A ramp from 100/s (× 1.25 a step) measured its first step and tried no other.
+fn assert_stopped_at_the_first_step(output: &str) {
+    assert!(output.contains("  rate 100/s: "), "{output}");
+    assert!(!output.contains("  rate 125/s"), "{output}");
 }
 
 /// The number after `label` in the tool's output.
@@ -75,23 +84,12 @@ fn figure(output: &str, label: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_calls_all_ring_and_complete() {
     let dir = tempfile::tempdir().unwrap();
-    let secret = "a smoke-test secret of some length";
+    let secret = "a-smoke-test-secret-of-some-length";
     let (url, running) = server(&dir, Some(secret)).await;
-    let out = bench(&[
-        "--url",
+    let out = bench(
         &url,
-        "--runs",
-        "1",
-        "--jwt-secret",
-        secret,
-        "calls",
-        "--sessions",
-        "100",
-        "--rate",
-        "200",
-        "--secs",
-        "2",
-    ])
+        &format!("--jwt-secret {secret} calls --sessions 100 --rate 200 --secs 2"),
+    )
     .await;
     assert!(out.contains(" 0 errors"), "{out}");
     let achieved = figure(&out, "achieved:");
@@ -104,28 +102,15 @@ async fn signed_calls_all_ring_and_complete() {
     let ring_line = out.lines().find(|l| l.trim().starts_with("ring ")).unwrap();
     assert!(ring_line.contains("(n=400)"), "{out}");
     // A ramp whose first step is out of bounds (no ring takes 0 ms) stops there and fails.
-    let (passed, out) = bench_verdict(&[
-        "--url",
+    let (passed, out) = bench_verdict(
         &url,
-        "--runs",
-        "1",
-        "--jwt-secret",
-        secret,
-        "calls",
-        "--sessions",
-        "100",
-        "--rate",
-        "100",
-        "--secs",
-        "1",
-        "--ramp",
-        "--p99-ms",
-        "0",
-    ])
+        &format!(
+            "--jwt-secret {secret} calls --sessions 100 --rate 100 --secs 1 --ramp --p99-ms 0"
+        ),
+    )
     .await;
     assert!(!passed, "{out}");
-    assert!(out.contains("  rate 100/s: "), "{out}");
-    assert!(!out.contains("  rate 125/s"), "{out}");
+    assert_stopped_at_the_first_step(&out);
     assert!(out.contains("no rate passed"), "{out}");
     running.stop().await;
 }
@@ -134,58 +119,21 @@ async fn signed_calls_all_ring_and_complete() {
 async fn idle_and_presence_report_sane_figures() {
     let dir = tempfile::tempdir().unwrap();
     let (url, running) = server(&dir, None).await;
-    let out = bench(&[
-        "--url",
-        &url,
-        "--runs",
-        "1",
-        "idle",
-        "--sessions",
-        "200",
-        "--hold",
-        "0.2",
-    ])
-    .await;
+    let out = bench(&url, "idle --sessions 200 --hold 0.2").await;
     assert!(figure(&out, "connect rate:") > 0.0, "{out}");
-    let out = bench(&[
-        "--url",
+    let out = bench(
         &url,
-        "--runs",
-        "1",
-        "presence",
-        "--sessions",
-        "100",
-        "--watchers",
-        "5",
-        "--rate",
-        "200",
-        "--secs",
-        "2",
-    ])
+        "presence --sessions 100 --watchers 5 --rate 200 --secs 2",
+    )
     .await;
     assert!(figure(&out, "deliveries:") > 500.0, "{out}");
     // A ramp stops at its first step out of bounds (no delivery takes 0 ms) and says so.
-    let out = bench(&[
-        "--url",
+    let out = bench(
         &url,
-        "--runs",
-        "1",
-        "presence",
-        "--sessions",
-        "100",
-        "--watchers",
-        "5",
-        "--rate",
-        "100",
-        "--secs",
-        "1",
-        "--ramp",
-        "--p99-ms",
-        "0",
-    ])
+        "presence --sessions 100 --watchers 5 --rate 100 --secs 1 --ramp --p99-ms 0",
+    )
     .await;
-    assert!(out.contains("  rate 100/s: "), "{out}");
-    assert!(!out.contains("  rate 125/s"), "{out}");
+    assert_stopped_at_the_first_step(&out);
     assert!(
         out.contains("highest clean delivery rate with p99 <= 0 ms: 0 deliveries/s"),
         "{out}"
@@ -209,21 +157,10 @@ fn misbehaving(output: &str, kind: &str, label: &str) -> u64 {
 async fn calls_complete_beside_misbehaving_clients() {
     let dir = tempfile::tempdir().unwrap();
     let (url, running) = server(&dir, None).await;
-    let out = bench(&[
-        "--url",
+    let out = bench(
         &url,
-        "--runs",
-        "1",
-        "calls",
-        "--sessions",
-        "100",
-        "--rate",
-        "20",
-        "--secs",
-        "3",
-        "--misbehaving",
-        "8",
-    ])
+        "calls --sessions 100 --rate 20 --secs 3 --misbehaving 8",
+    )
     .await;
     assert!(out.contains(" 0 errors"), "{out}");
     for kind in ["never-read", "flood", "oversized", "garbage"] {
@@ -247,21 +184,10 @@ async fn presence_through(fault: Fault) -> (bool, String) {
     let (url, running) = server(&dir, None).await;
     let proxy = FaultyProxy::start(&url, fault).await;
     let proxied = proxy.url();
-    let verdict = bench_verdict(&[
-        "--url",
+    let verdict = bench_verdict(
         &proxied,
-        "--runs",
-        "1",
-        "presence",
-        "--sessions",
-        "40",
-        "--watchers",
-        "3",
-        "--rate",
-        "100",
-        "--secs",
-        "1",
-    ])
+        "presence --sessions 40 --watchers 3 --rate 100 --secs 1",
+    )
     .await;
     assert!(proxy.spoiled(), "the proxy saw too few presence events");
     running.stop().await;
