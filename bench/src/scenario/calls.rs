@@ -1,7 +1,7 @@
 //! Calls between random online users: ring and answer latency at a given rate, or (ramp) the
 //! highest rate whose ring p99 stays within bounds; then checks every call was recorded.
 
-use super::{Ramp, header, merge_connected, print_median};
+use super::{Ramp, header, merge_connected, print_cpu, print_median};
 use crate::{
     cli::Common,
     misbehave::{Aim, Misbehaving},
@@ -184,7 +184,7 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
             let cpu_before = target.cpu_ticks();
             let s = stage(&mut pool, workers, rate, o.secs).await?;
             s.print("  ");
-            print_cpu(cpu_before, target.cpu_ticks(), s.completed);
+            print_cpu(cpu_before, target.cpu_ticks(), s.completed, "call");
             placed += s.placed;
             refused += s.errors;
             completed += s.completed;
@@ -325,22 +325,6 @@ fn print_memory(warmup: f64, start: Option<u64>, busy: Option<u64>, end: Option<
             true
         }
     }
-}
-
-/// The server's CPU time per completed call over a stage: in all, and in its database writer.
-fn print_cpu(before: Option<(u64, u64)>, after: Option<(u64, u64)>, calls: u64) {
-    let (Some(before), Some(after)) = (before, after) else {
-        return;
-    };
-    // /proc counts in USER_HZ ticks, 100 a second on Linux.
-    let micros = |ticks: u64| ticks as f64 * 10_000.0 / calls.max(1) as f64;
-    let (total, store) = (after.0 - before.0, after.1.saturating_sub(before.1));
-    println!(
-        "    server CPU per call: {:.0} µs ({:.0} µs in the database writer, {:.0} µs in the rest)",
-        micros(total),
-        micros(store),
-        micros(total.saturating_sub(store))
-    );
 }
 
 /// The allocator's view at the same three moments: what is live against what it keeps, to tell

@@ -52,3 +52,20 @@ pub fn print_median(label: &str, unit: &str, values: &[f64]) {
         runs.join(", ")
     );
 }
+
+/// The server's CPU time per unit of work (a completed call, a delivered event) over a stage:
+/// in all, and in its database writer.
+pub fn print_cpu(before: Option<(u64, u64)>, after: Option<(u64, u64)>, count: u64, per: &str) {
+    let (Some(before), Some(after)) = (before, after) else {
+        return;
+    };
+    // /proc counts in USER_HZ ticks, 100 a second on Linux.
+    let micros = |ticks: u64| ticks as f64 * 10_000.0 / count.max(1) as f64;
+    let (total, store) = (after.0 - before.0, after.1.saturating_sub(before.1));
+    println!(
+        "    server CPU per {per}: {:.0} µs ({:.0} µs in the database writer, {:.0} µs in the rest)",
+        micros(total),
+        micros(store),
+        micros(total.saturating_sub(store))
+    );
+}

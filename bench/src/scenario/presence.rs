@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Ramp, header, merge_connected, print_median};
+use super::{Ramp, header, merge_connected, print_cpu, print_median};
 use crate::{
     cli::Common,
     pool::Pool,
@@ -31,6 +31,7 @@ pub struct Options {
 
 /// One measurement at one rate, all workers together.
 struct Stage {
+    deliveries: u64,
     changes_per_sec: f64,
     deliveries_per_sec: f64,
     latency: Summary,
@@ -59,7 +60,9 @@ pub async fn run(common: &Common, o: &Options) -> anyhow::Result<bool> {
         let mut rate = o.rate;
         let mut best: Option<Stage> = None;
         loop {
+            let cpu_before = target.cpu_ticks();
             let s = stage(&mut pool, workers, rate, o.secs).await?;
+            print_cpu(cpu_before, target.cpu_ticks(), s.deliveries, "delivery");
             let Some(ramp) = &o.ramp else {
                 ok &= s.clean;
                 best = Some(s);
@@ -152,6 +155,7 @@ async fn stage(pool: &mut Pool, workers: usize, rate: f64, secs: f64) -> anyhow:
     println!("    delivery {latency}");
     println!("    delivery from the scheduled change {scheduled}");
     Ok(Stage {
+        deliveries,
         changes_per_sec,
         deliveries_per_sec,
         latency,

@@ -121,12 +121,17 @@ async fn idle_and_presence_report_sane_figures() {
     let (url, running) = server(&dir, None).await;
     let out = bench(&url, "idle --sessions 200 --hold 0.2").await;
     assert!(figure(&out, "connect rate:") > 0.0, "{out}");
+    // The server runs in this process, so its CPU is this process's.
     let out = bench(
         &url,
-        "presence --sessions 100 --watchers 5 --rate 200 --secs 2",
+        &format!(
+            "--server-pid {} presence --sessions 100 --watchers 5 --rate 200 --secs 2",
+            std::process::id()
+        ),
     )
     .await;
     assert!(figure(&out, "deliveries:") > 500.0, "{out}");
+    assert!(figure(&out, "server CPU per delivery:") > 0.0, "{out}");
     // A ramp stops at its first step out of bounds (no delivery takes 0 ms) and says so.
     let out = bench(
         &url,
