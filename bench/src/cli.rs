@@ -29,7 +29,7 @@ pub struct Common {
     /// the (n mod count)th, so most calls are between nodes.
     #[arg(long, global = true, value_delimiter = ',')]
     pub urls: Vec<String>,
-    /// With --url: the server's process id, to read its memory.
+    /// With --url: the server's process id, to read its memory and CPU time.
     #[arg(long, global = true)]
     pub server_pid: Option<u32>,
     /// With --url: the server's SQLite database, to check what it recorded.
