@@ -3,6 +3,11 @@
 //! Generic over `Sink`/`Stream`, so tests drive it with channels and paused time.
 
 use std::{fmt::Display, future::Future, time::Duration};
+#[cfg(test)]
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
 
 use axum::{
     body::Bytes,
@@ -44,34 +49,34 @@ pub enum End {
 
 /// What the socket has for its owner.
 #[derive(Debug)]
-pub enum Next<T> {
+pub enum Next<Q> {
     /// A text or binary frame from the peer (pings, pongs and close are handled here).
     Frame(Message),
     /// What the owner's queue produced.
-    Queued(T),
+    Queued(Q),
 }
 
-pub struct Socket<S, R> {
-    sink: S,
-    stream: R,
+/// What a socket runs over: a WebSocket, or in tests a pair of channels. One value that both
+/// reads and writes, not two halves of a split: the task that owns it is the only one to touch
+/// it, so a lock between the halves would be paid on every frame for nothing.
+pub trait Transport<E>: Sink<Message> + Stream<Item = Result<Message, E>> + Unpin {}
+
+impl<T, E> Transport<E> for T where T: Sink<Message> + Stream<Item = Result<Message, E>> + Unpin {}
+
+pub struct Socket<T> {
+    transport: T,
     timing: Timing,
     ping: Interval,
     last_heard: Instant,
 }
 
-impl<S, R, E> Socket<S, R>
-where
-    S: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, E>> + Unpin,
-    E: Display,
-{
-    pub fn new(sink: S, stream: R, timing: Timing) -> Self {
+impl<T: Sink<Message> + Unpin> Socket<T> {
+    pub fn new(transport: T, timing: Timing) -> Self {
         let now = Instant::now();
         let mut ping = tokio::time::interval_at(now + timing.ping_interval, timing.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
-            sink,
-            stream,
+            transport,
             timing,
             ping,
             last_heard: now,
@@ -80,12 +85,16 @@ where
 
     /// Waits for the peer's next frame or for `queued` (which must be cancel-safe, like
     /// `mpsc::Receiver::recv`), pinging the peer meanwhile.
-    pub async fn next<T>(&mut self, queued: impl Future<Output = T>) -> Result<Next<T>, End> {
+    pub async fn next<Q, E>(&mut self, queued: impl Future<Output = Q>) -> Result<Next<Q>, End>
+    where
+        T: Stream<Item = Result<Message, E>>,
+        E: Display,
+    {
         let mut queued = std::pin::pin!(queued);
         loop {
             tokio::select! {
                 item = &mut queued => return Ok(Next::Queued(item)),
-                frame = self.stream.next() => {
+                frame = self.transport.next() => {
                     let frame = match frame {
                         Some(Ok(frame)) => frame,
                         Some(Err(e)) => return Err(End::ReadFailed(e.to_string())),
@@ -111,7 +120,7 @@ where
 
     /// Writes one frame within the write timeout.
     pub async fn send(&mut self, message: Message) -> Result<(), End> {
-        match tokio::time::timeout(self.timing.write_timeout, self.sink.send(message)).await {
+        match tokio::time::timeout(self.timing.write_timeout, self.transport.send(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::WriteFailed),
             Err(_) => Err(End::Stalled),
@@ -131,6 +140,50 @@ pub fn close_message(code: u16, reason: &str) -> Message {
         code,
         reason: reason.into(),
     }))
+}
+
+/// A transport made of a sink and a stream, for tests that drive a socket with channels.
+#[cfg(test)]
+pub struct Duplex<S, R> {
+    sink: S,
+    stream: R,
+}
+
+#[cfg(test)]
+impl<S, R> Duplex<S, R> {
+    pub fn new(sink: S, stream: R) -> Self {
+        Self { sink, stream }
+    }
+}
+
+#[cfg(test)]
+impl<S: Sink<Message> + Unpin, R: Unpin> Sink<Message> for Duplex<S, R> {
+    type Error = S::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Pin::new(&mut self.sink).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), S::Error> {
+        Pin::new(&mut self.sink).start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Pin::new(&mut self.sink).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Pin::new(&mut self.sink).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+impl<S: Unpin, R: Stream + Unpin> Stream for Duplex<S, R> {
+    type Item = R::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<R::Item>> {
+        Pin::new(&mut self.stream).poll_next(cx)
+    }
 }
 
 #[cfg(test)]
@@ -153,7 +206,7 @@ mod tests {
     fn socket(
         room: usize,
     ) -> (
-        Socket<impl Sink<Message> + Unpin, impl Stream<Item = Result<Message, Infallible>> + Unpin>,
+        Socket<impl Transport<Infallible>>,
         Incoming,
         mpsc::Receiver<Message>,
     ) {
@@ -164,7 +217,7 @@ mod tests {
         });
         let stream = futures_util::stream::poll_fn(move |cx| server_in.poll_recv(cx));
         (
-            Socket::new(Box::pin(sink), stream, TIMING),
+            Socket::new(Duplex::new(Box::pin(sink), stream), TIMING),
             to_server,
             from_server,
         )
