@@ -5,6 +5,7 @@ use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use futures_util::{Sink, Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use switchboard_proto::{
     ClientFrame, Command, ErrorCode, Event, PROTOCOL_VERSION, ServerFrame, close,
@@ -18,7 +19,7 @@ use crate::{
     identity::Identity,
     metrics::Metrics,
     outbox::{self, Inbox},
-    socket::{End, Next, Socket, Transport},
+    socket::{End, Next, Socket},
 };
 
 /// How long a new connection has to say hello.
@@ -76,7 +77,8 @@ pub fn serve(
 ) -> impl Future<Output = ()> {
     async move {
         let _counted = Counted::new(ctx.metrics.clone());
-        let mut socket = Socket::new(socket, ctx.limits.load().timing);
+        let (sink, stream) = socket.split();
+        let mut socket = Socket::new(sink, stream, ctx.limits.load().timing);
         let end = serve_socket(&mut socket, &ctx, client.ip).await;
         ended(&ctx.metrics, &end);
         drop(client.ticket);
@@ -84,9 +86,14 @@ pub fn serve(
 }
 
 /// Runs a connection from its hello to its end; generic over the socket so tests can drive it.
-async fn serve_socket<T, E>(socket: &mut Socket<T>, ctx: &ConnectionContext, ip: IpAddr) -> End
+async fn serve_socket<S, R, E>(
+    socket: &mut Socket<S, R>,
+    ctx: &ConnectionContext,
+    ip: IpAddr,
+) -> End
 where
-    T: Transport<E>,
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
     let resume = match hello(socket, ctx).await {
@@ -120,12 +127,13 @@ enum Refused {
 }
 
 /// Waits for the opening `hello`; answers the resume request it carries.
-async fn hello<T, E>(
-    socket: &mut Socket<T>,
+async fn hello<S, R, E>(
+    socket: &mut Socket<S, R>,
     ctx: &ConnectionContext,
 ) -> Result<Option<switchboard_proto::Resume>, Refused>
 where
-    T: Transport<E>,
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
     let deadline = Instant::now() + HELLO_TIMEOUT;
@@ -157,15 +165,16 @@ where
     }
 }
 
-async fn run<T, E>(
-    socket: &mut Socket<T>,
+async fn run<S, R, E>(
+    socket: &mut Socket<S, R>,
     ctx: &ConnectionContext,
     ip: IpAddr,
     at: Attached,
     events: &mut Inbox<ToClient>,
 ) -> End
 where
-    T: Transport<E>,
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
     let budget = Budget::new(&ctx.limits.load());
@@ -289,9 +298,10 @@ fn closed(result: Result<(), End>) -> End {
 }
 
 /// An error, then a close frame; both under the write deadline.
-async fn goodbye<T, E>(socket: &mut Socket<T>, error: Message, code: u16, reason: &str) -> End
+async fn goodbye<S, R, E>(socket: &mut Socket<S, R>, error: Message, code: u16, reason: &str) -> End
 where
-    T: Transport<E>,
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
     if let Err(end) = socket.send(error).await {

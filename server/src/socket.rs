@@ -3,11 +3,6 @@
 //! Generic over `Sink`/`Stream`, so tests drive it with channels and paused time.
 
 use std::{fmt::Display, future::Future, time::Duration};
-#[cfg(test)]
-use std::{
-    pin::Pin,
-    task::{Context, Poll},
-};
 
 use axum::{
     body::Bytes,
@@ -49,34 +44,34 @@ pub enum End {
 
 /// What the socket has for its owner.
 #[derive(Debug)]
-pub enum Next<Q> {
+pub enum Next<T> {
     /// A text or binary frame from the peer (pings, pongs and close are handled here).
     Frame(Message),
     /// What the owner's queue produced.
-    Queued(Q),
+    Queued(T),
 }
 
-/// What a socket runs over: a WebSocket, or in tests a pair of channels. One value that both
-/// reads and writes, not two halves of a split: the task that owns it is the only one to touch
-/// it, so a lock between the halves would be paid on every frame for nothing.
-pub trait Transport<E>: Sink<Message> + Stream<Item = Result<Message, E>> + Unpin {}
-
-impl<T, E> Transport<E> for T where T: Sink<Message> + Stream<Item = Result<Message, E>> + Unpin {}
-
-pub struct Socket<T> {
-    transport: T,
+pub struct Socket<S, R> {
+    sink: S,
+    stream: R,
     timing: Timing,
     ping: Interval,
     last_heard: Instant,
 }
 
-impl<T: Sink<Message> + Unpin> Socket<T> {
-    pub fn new(transport: T, timing: Timing) -> Self {
+impl<S, R, E> Socket<S, R>
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+    E: Display,
+{
+    pub fn new(sink: S, stream: R, timing: Timing) -> Self {
         let now = Instant::now();
         let mut ping = tokio::time::interval_at(now + timing.ping_interval, timing.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
-            transport,
+            sink,
+            stream,
             timing,
             ping,
             last_heard: now,
@@ -85,16 +80,12 @@ impl<T: Sink<Message> + Unpin> Socket<T> {
 
     /// Waits for the peer's next frame or for `queued` (which must be cancel-safe, like
     /// `mpsc::Receiver::recv`), pinging the peer meanwhile.
-    pub async fn next<Q, E>(&mut self, queued: impl Future<Output = Q>) -> Result<Next<Q>, End>
-    where
-        T: Stream<Item = Result<Message, E>>,
-        E: Display,
-    {
+    pub async fn next<T>(&mut self, queued: impl Future<Output = T>) -> Result<Next<T>, End> {
         let mut queued = std::pin::pin!(queued);
         loop {
             tokio::select! {
                 item = &mut queued => return Ok(Next::Queued(item)),
-                frame = self.transport.next() => {
+                frame = self.stream.next() => {
                     let frame = match frame {
                         Some(Ok(frame)) => frame,
                         Some(Err(e)) => return Err(End::ReadFailed(e.to_string())),
@@ -120,7 +111,7 @@ impl<T: Sink<Message> + Unpin> Socket<T> {
 
     /// Writes one frame within the write timeout.
     pub async fn send(&mut self, message: Message) -> Result<(), End> {
-        match tokio::time::timeout(self.timing.write_timeout, self.transport.send(message)).await {
+        match tokio::time::timeout(self.timing.write_timeout, self.sink.send(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::WriteFailed),
             Err(_) => Err(End::Stalled),
@@ -140,50 +131,6 @@ pub fn close_message(code: u16, reason: &str) -> Message {
         code,
         reason: reason.into(),
     }))
-}
-
-/// A transport made of a sink and a stream, for tests that drive a socket with channels.
-#[cfg(test)]
-pub struct Duplex<S, R> {
-    sink: S,
-    stream: R,
-}
-
-#[cfg(test)]
-impl<S, R> Duplex<S, R> {
-    pub fn new(sink: S, stream: R) -> Self {
-        Self { sink, stream }
-    }
-}
-
-#[cfg(test)]
-impl<S: Sink<Message> + Unpin, R: Unpin> Sink<Message> for Duplex<S, R> {
-    type Error = S::Error;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        Pin::new(&mut self.sink).poll_ready(cx)
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), S::Error> {
-        Pin::new(&mut self.sink).start_send(item)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        Pin::new(&mut self.sink).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        Pin::new(&mut self.sink).poll_close(cx)
-    }
-}
-
-#[cfg(test)]
-impl<S: Unpin, R: Stream + Unpin> Stream for Duplex<S, R> {
-    type Item = R::Item;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<R::Item>> {
-        Pin::new(&mut self.stream).poll_next(cx)
-    }
 }
 
 #[cfg(test)]
@@ -206,7 +153,7 @@ mod tests {
     fn socket(
         room: usize,
     ) -> (
-        Socket<impl Transport<Infallible>>,
+        Socket<impl Sink<Message> + Unpin, impl Stream<Item = Result<Message, Infallible>> + Unpin>,
         Incoming,
         mpsc::Receiver<Message>,
     ) {
@@ -217,7 +164,7 @@ mod tests {
         });
         let stream = futures_util::stream::poll_fn(move |cx| server_in.poll_recv(cx));
         (
-            Socket::new(Duplex::new(Box::pin(sink), stream), TIMING),
+            Socket::new(Box::pin(sink), stream, TIMING),
             to_server,
             from_server,
         )

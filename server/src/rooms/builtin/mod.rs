@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use futures_util::StreamExt;
 
 use super::turn::IceConfig;
 use super::{CallRoom, JoinTarget, Joiner, RoomError, RoomProvider};
@@ -67,9 +68,10 @@ impl BuiltinRoom {
     /// A participant has one live page: a newer page of the same participant (a reload, or the
     /// link opened in another window) replaces the older one, which is told so and closed.
     pub async fn signal(&self, joiner: Joiner, socket: WebSocket, timing: Timing) -> SignalOutcome {
+        let (sink, stream) = socket.split();
         let (call, role) = (&joiner.room.id, joiner.role);
         tracing::debug!(%call, ?role, "room page connected");
-        let socket = Socket::new(socket, timing);
+        let socket = Socket::new(sink, stream, timing);
         let outcome = signal::run(&self.seats, call, role, socket).await;
         tracing::debug!(%call, ?role, ?outcome, "room page gone");
         outcome

@@ -5,13 +5,14 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, close_code};
+use futures_util::{Sink, Stream};
 use switchboard_proto::{CallId, Role, close};
 use tokio::time::Instant;
 
 use super::SignalOutcome;
 use super::message::{EndReason, PageMessage, RelayMessage};
 use super::seats::{Seats, ToPage};
-use crate::socket::{End, Next, Socket, Transport};
+use crate::socket::{End, Next, Socket};
 
 /// Messages one page may send per [`BUDGET_WINDOW`]: a negotiation is a handful of messages
 /// plus a few dozen candidates, so this only stops a page that floods its peer.
@@ -20,9 +21,15 @@ const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 
 /// Runs the socket of `role`'s page in `call`'s room until it leaves, hangs up, or the call
 /// ends. Generic over the socket halves so tests drive it with channels.
-pub async fn run<T, E>(seats: &Seats, call: &CallId, role: Role, socket: Socket<T>) -> SignalOutcome
+pub async fn run<S, R, E>(
+    seats: &Seats,
+    call: &CallId,
+    role: Role,
+    socket: Socket<S, R>,
+) -> SignalOutcome
 where
-    T: Transport<E>,
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
     E: Display,
 {
     let (outcome, end) = serve(seats, call, role, socket).await;
@@ -33,14 +40,15 @@ where
 }
 
 /// The page's loop; also says how the socket ended when the server did not close it cleanly.
-async fn serve<T, E>(
+async fn serve<S, R, E>(
     seats: &Seats,
     call: &CallId,
     role: Role,
-    mut socket: Socket<T>,
+    mut socket: Socket<S, R>,
 ) -> (SignalOutcome, Option<End>)
 where
-    T: Transport<E>,
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
     E: Display,
 {
     let left = |result: Result<(), End>| (SignalOutcome::Left, result.err());
@@ -129,8 +137,6 @@ mod tests {
     use std::convert::Infallible;
 
     use futures_util::stream;
-
-    use crate::socket::Duplex;
     use tokio::sync::mpsc;
     use tokio::task::JoinHandle;
 
@@ -164,7 +170,7 @@ mod tests {
             let stream = stream::poll_fn(move |cx| server_in.poll_recv(cx));
             let seats = seats.clone();
             let call = CallId(call.into());
-            let socket = Socket::new(Duplex::new(Box::pin(sink), stream), TIMING);
+            let socket = Socket::new(Box::pin(sink), stream, TIMING);
             let task = tokio::spawn(async move { run(&seats, &call, role, socket).await });
             let mut page = Self {
                 to_server,
